@@ -1,0 +1,85 @@
+"""On-disk cache of the evolution source: location, keys and atomic ``.npz`` files.
+
+Everything is stored as plain ``.npz`` arrays (no pickle), written to a temporary name in the
+same directory and renamed, so an interrupted run never leaves a half-written file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["CODE_VERSION", "resolve_cache_dir", "cache_key", "save_npz", "load_npz"]
+
+#: Bump when a change to the physics or file layout invalidates cached results.
+CODE_VERSION = "evolution-1"
+
+_ENV = "PIDOC_CACHE_DIR"
+
+
+def resolve_cache_dir(cache_dir=None) -> Path:
+    """Directory of the cache.
+
+    Parameters
+    ----------
+    cache_dir : str or os.PathLike, optional
+        Explicit directory. Otherwise ``$PIDOC_CACHE_DIR``, otherwise the user cache directory
+        of ``platformdirs`` (``.../pidoc/evolution``).
+
+    Returns
+    -------
+    pathlib.Path
+        The directory (created if missing).
+    """
+    if cache_dir is None:
+        cache_dir = os.environ.get(_ENV) or None
+    if cache_dir is None:
+        import platformdirs
+
+        path = Path(platformdirs.user_cache_dir("pidoc")) / "evolution"
+    else:
+        path = Path(cache_dir).expanduser()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OSError(f"cache_dir {str(path)!r} cannot be created: {exc}") from None
+    return path
+
+
+def cache_key(kind: str, **params) -> str:
+    """A file name stem from a kind and all parameters (plus :data:`CODE_VERSION`)."""
+    payload = json.dumps({"kind": kind, "version": CODE_VERSION, **params}, sort_keys=True,
+                         default=float)
+    digest = hashlib.sha256(payload.encode()).hexdigest()[:16]
+    return f"{kind}-{digest}"
+
+
+def save_npz(path: Path, **arrays) -> None:
+    """Write arrays to ``path`` atomically (temporary file in the same directory, then rename)."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=path.stem + ".", suffix=".tmp.npz", dir=path.parent)
+    os.close(fd)
+    try:
+        np.savez(tmp, **{k: np.asarray(v) for k, v in arrays.items()})
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def load_npz(path: Path) -> dict[str, np.ndarray] | None:
+    """Arrays of a cached file, or None if it is missing or unreadable."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+    except (OSError, ValueError):
+        return None

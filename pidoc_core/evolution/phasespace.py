@@ -1,0 +1,245 @@
+"""Phase-space coordinates from multimass lowered isothermal models (astro-limepy).
+
+A model is solved (``limepy.limepy``) in units G = M = rh = 1 for a set of mass components and a
+segregation index ``delta``; its central potential W0 is chosen so that its truncation radius
+matches the Jacobi radius from cbhbd where a lowered isothermal model can reach it (they cannot
+be much less than tidally filling: r_t/r_h <~ 10-20). Stars are then drawn from the model's
+distribution function by our own vectorised sampler with an explicit ``numpy.random.Generator``
+(limepy.sample reseeds numpy's global generator); limepy itself is called with numpy's global
+random state saved and restored.
+
+limepy fails for components heavier than ~4 Msun (with delta ~ 0.5 their dimensionless central
+potential becomes too deep), so the heaviest component (black holes, massive stars and the most
+massive remnants) is represented in the model with a mean mass capped at ``HEAVY_CAP`` Msun;
+its stars keep their true masses.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.special import gammainc
+
+__all__ = ["COMPONENT_EDGES", "HEAVY_CAP", "G_KMS", "NodeModel", "solve_node", "sample_stars",
+           "component_index"]
+
+#: Edges (Msun, current mass) of the model's mass components.
+COMPONENT_EDGES = np.array([0.0, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.95, 1.2, 1.6, np.inf])
+#: Mean mass (Msun) given to limepy for the heaviest component at most.
+HEAVY_CAP = 2.0
+#: Gravitational constant, (km/s)^2 pc / Msun.
+G_KMS = 0.004302
+_W0_RANGE = (3.0, 8.0)
+
+
+def component_index(mass):
+    """Index of the mass component of each star (see :data:`COMPONENT_EDGES`)."""
+    return np.clip(np.searchsorted(COMPONENT_EDGES, mass, side="right") - 1, 0,
+                   COMPONENT_EDGES.size - 2)
+
+
+@dataclass(frozen=True)
+class NodeModel:
+    """A solved model in units G = M = rh = 1.
+
+    Attributes
+    ----------
+    g, delta, w0 : float
+        Truncation index, segregation index and central potential.
+    r, phi : numpy.ndarray
+        Radius grid and potential (positive, 0 at the truncation radius).
+    cdf : numpy.ndarray
+        (n_comp, n_r) normalised enclosed mass of each component.
+    s2j : numpy.ndarray
+        (n_comp,) velocity scale squared of each component.
+    present : numpy.ndarray
+        (n_comp,) bool, components in the model.
+    rt : float
+        Truncation radius (in units of rh).
+    """
+
+    g: float
+    delta: float
+    w0: float
+    r: np.ndarray
+    phi: np.ndarray
+    cdf: np.ndarray
+    s2j: np.ndarray
+    present: np.ndarray
+    rt: float
+
+    FIELDS = ("g", "delta", "w0", "r", "phi", "cdf", "s2j", "present", "rt")
+
+
+def _solve(w0, g, mj, mjtot, delta):
+    from limepy import limepy
+
+    state = np.random.get_state()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return limepy(w0, g, mj=mj, Mj=mjtot, delta=delta, M=1.0, rh=1.0, G=1.0,
+                          diffcrit=1e-6)
+    finally:
+        np.random.set_state(state)
+
+
+def solve_node(comp_mass, comp_number, *, delta, rt_over_rh, g=1.5):
+    """Solve a multimass model with truncation matched to ``rt_over_rh`` where possible.
+
+    Parameters
+    ----------
+    comp_mass : array_like
+        Total mass of each component (any unit; only ratios matter).
+    comp_number : array_like
+        Number of objects of each component.
+    delta : float, keyword-only
+        Segregation index (0 = no segregation, 0.5 = Peuten et al. 2017).
+    rt_over_rh : float, keyword-only
+        Wanted truncation over half-mass radius (Jacobi radius / rh).
+    g : float, keyword-only
+        Truncation index (1 = King, 2 = Wilson).
+
+    Returns
+    -------
+    NodeModel
+    """
+    comp_mass = np.asarray(comp_mass, float)
+    comp_number = np.asarray(comp_number, float)
+    present = (comp_number >= 1.0) & (comp_mass > 0)
+    if not present.any():
+        raise ValueError("no mass component has stars")
+    mj = comp_mass[present] / comp_number[present]
+    mtot = comp_mass[present]
+    caps = (HEAVY_CAP, 1.5, 1.2)
+    model = None
+    target = np.log(max(float(rt_over_rh), 1.01))
+
+    def attempt(w0):
+        for cap in caps:
+            try:
+                m = _solve(w0, g, np.minimum(mj, cap), mtot, delta)
+                if m.converged:
+                    return m
+            except (ValueError, FloatingPointError, ZeroDivisionError):
+                continue
+        return None
+
+    lo, hi = _W0_RANGE
+    m_lo, m_hi = attempt(lo), attempt(hi)
+    cands = [(w, m) for w, m in ((lo, m_lo), (hi, m_hi)) if m is not None]
+    if not cands:
+        raise RuntimeError(f"limepy did not converge for delta={delta:.3f}, components {mj}")
+    if len(cands) == 2:
+        f_lo = np.log(m_lo.rt / m_lo.rh) - target
+        f_hi = np.log(m_hi.rt / m_hi.rh) - target
+        if f_lo * f_hi < 0:
+            w = lo + (hi - lo) * f_lo / (f_lo - f_hi)
+            m_mid = attempt(w)
+            if m_mid is not None:
+                cands.append((w, m_mid))
+    w0, model = min(cands, key=lambda c: abs(np.log(c[1].rt / c[1].rh) - target))
+    # scale to rh = 1 (model was solved with rh=1 already)
+    r = np.asarray(model.r, float)
+    phi = np.asarray(model.phi, float)
+    ncomp = comp_mass.size
+    cdf = np.zeros((ncomp, r.size))
+    s2j = np.ones(ncomp)
+    k = 0
+    mcj = np.atleast_2d(model.mcj)
+    for j in range(ncomp):
+        if present[j]:
+            c = np.maximum.accumulate(np.asarray(mcj[k], float))
+            cdf[j] = c / c[-1]
+            s2j[j] = float(np.atleast_1d(model.s2j)[k])
+            k += 1
+    return NodeModel(g=float(g), delta=float(delta), w0=float(w0), r=r, phi=phi, cdf=cdf,
+                     s2j=s2j, present=present, rt=float(model.rt))
+
+
+def _e_gamma(g, x):
+    """E_gamma(g, x) = exp(x) P(g, x) (Gieles & Zocchi 2015 eq. 2), without the exp for ratios."""
+    x = np.maximum(x, 0.0)
+    return gammainc(g, x) if g > 0 else np.ones_like(x)
+
+
+def _sample_k(x, g, rng):
+    """Draw k = v^2 / (2 s_j^2) in [0, x] from p(k) ~ sqrt(k) exp(x - k) P(g, x - k)."""
+    k = np.empty(x.size)
+    todo = np.arange(x.size)
+    for _ in range(200):
+        if todo.size == 0:
+            break
+        xs = x[todo]
+        small = xs < 2.5
+        prop = np.empty(todo.size)
+        acc = np.empty(todo.size)
+        # near the edge: proposal ~ sqrt(k) on [0, x]; weight exp(-k) P(g,x-k)/P(g,x) <= 1
+        ns = int(small.sum())
+        if ns:
+            kp = xs[small] * rng.random(ns) ** (2.0 / 3.0)
+            prop[small] = kp
+            acc[small] = np.exp(-kp) * _e_gamma(g, xs[small] - kp) / np.maximum(
+                _e_gamma(g, xs[small]), 1e-300)
+        nb = todo.size - ns
+        if nb:
+            kp = rng.gamma(1.5, 1.0, nb)
+            xb = xs[~small]
+            prop[~small] = kp
+            acc[~small] = np.where(kp <= xb, _e_gamma(g, xb - kp) / np.maximum(_e_gamma(g, xb), 1e-300), 0.0)
+        ok = rng.random(todo.size) < acc
+        k[todo[ok]] = prop[ok]
+        todo = todo[~ok]
+    if todo.size:  # pathological: put them at rest
+        k[todo] = 0.0
+    return k
+
+
+def _isotropic(n, rng):
+    cos_t = rng.uniform(-1.0, 1.0, n)
+    sin_t = np.sqrt(1.0 - cos_t**2)
+    ph = rng.uniform(0.0, 2 * np.pi, n)
+    return np.column_stack([sin_t * np.cos(ph), sin_t * np.sin(ph), cos_t])
+
+
+def sample_stars(node, comp, *, mass_msun, rh_pc, rng):
+    """Positions and velocities of stars of given components from a node model.
+
+    Parameters
+    ----------
+    node : NodeModel
+        Solved model (units G = M = rh = 1).
+    comp : array_like of int
+        Component of each star; components absent from the model use the nearest present one.
+    mass_msun : float, keyword-only
+        Cluster mass used to scale the model, Msun.
+    rh_pc : float, keyword-only
+        Half-mass radius used to scale the model, pc.
+    rng : numpy.random.Generator, keyword-only
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        Positions (N, 3) in pc and velocities (N, 3) in km/s, centred on the model centre.
+    """
+    comp = np.asarray(comp, int)
+    present = np.flatnonzero(node.present)
+    lookup = present[np.abs(np.arange(node.present.size)[:, None] - present[None, :]).argmin(1)]
+    comp = lookup[comp]
+    n = comp.size
+    r = np.empty(n)
+    u = rng.random(n)
+    for j in np.unique(comp):
+        sel = comp == j
+        c = node.cdf[j]
+        keep = np.r_[True, np.diff(c) > 0]
+        r[sel] = np.interp(u[sel], c[keep], node.r[keep])
+    phi = np.maximum(np.interp(r, node.r, node.phi), 0.0)
+    s2 = node.s2j[comp]
+    k = _sample_k(phi / s2, node.g, rng)
+    speed = np.sqrt(2.0 * k * s2)
+    pos = _isotropic(n, rng) * r[:, None] * rh_pc
+    vel = _isotropic(n, rng) * speed[:, None] * np.sqrt(G_KMS * mass_msun / rh_pc)
+    return pos, vel

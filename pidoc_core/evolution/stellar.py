@@ -1,0 +1,252 @@
+"""Single-star evolution (Hurley et al. 2000 SSE, run through COSMIC) by table look-up.
+
+A table of current mass, luminosity, radius and SSE type over a grid of initial masses x ages
+(0-14 Gyr in steps of 0.1 Gyr) is built once per metallicity and grid size with COSMIC and cached.
+A star is interpolated (linearly in log initial mass and in age) between grid points that share
+its evolutionary phase; a star whose grid cell straddles a phase boundary (end of the main
+sequence, red-giant tip, horizontal branch, AGB, white-dwarf birth ...) is evolved exactly with
+COSMIC, because interpolating across a boundary mixes e.g. a tip giant with a white dwarf and
+makes the cluster several times too bright.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from ._cache import cache_key, load_npz, resolve_cache_dir, save_npz
+
+__all__ = ["AGES_GYR", "StellarTable", "evolve_exact", "phase_group", "mass_grid"]
+
+#: Ages of the table, Gyr.
+AGES_GYR = np.round(np.arange(0, 141) * 0.1, 10)
+_DTP_MYR = 100.0
+_DARK = (13, 14, 15)
+
+
+def phase_group(kstar):
+    """Group SSE types into phases between which interpolation is allowed.
+
+    Main-sequence types 0 and 1 form one phase and white-dwarf types 10-12 another; every other
+    type is its own phase.
+    """
+    k = np.asarray(kstar, dtype=np.int16)
+    g = k.copy()
+    g[k == 0] = 1
+    g[(k >= 10) & (k <= 12)] = 10
+    return g
+
+
+def mass_grid(n_mass: int) -> np.ndarray:
+    """Initial masses (Msun) of the SSE table: dense near the old turn-off (0.7-1 Msun)."""
+    n_mass = int(n_mass)
+    if n_mass < 200:
+        raise ValueError(f"n_mass must be >= 200, got {n_mass}")
+    frac = {(0.1, 0.7): 0.03, (0.7, 1.0): 0.55, (1.0, 2.0): 0.25, (2.0, 8.0): 0.12, (8.0, 50.0): 0.05}
+    parts = []
+    for (lo, hi), f in frac.items():
+        k = max(int(round(f * n_mass)), 8)
+        parts.append(np.geomspace(lo, hi, k, endpoint=False))
+    return np.unique(np.r_[np.concatenate(parts), 50.0])
+
+
+@lru_cache(maxsize=1)
+def _bse_dict() -> dict:
+    """COSMIC's documented default BSE flags (single stars ignore the binary ones)."""
+    import cosmic
+
+    settings = json.loads((Path(cosmic.__path__[0]) / "data" / "cosmic-settings.json").read_text())
+    out = {}
+    for category in settings:
+        if category["category"] != "bse":
+            continue
+        for setting in category["settings"]:
+            for option in setting.get("options", []):
+                if option.get("default"):
+                    value = option["name"]
+                    if isinstance(value, str):
+                        value = eval(value, {"__builtins__": {}}, {})  # literals like "[1.0, 1.0]"
+                    out[setting["name"]] = value
+    return out
+
+
+def _run_cosmic(m0, tphysf_myr, dtp_myr, metallicity):
+    """Evolve single stars with COSMIC; returns the bcm DataFrame."""
+    from cosmic.evolve import Evolve
+    from cosmic.sample.initialbinarytable import InitialBinaryTable
+
+    m0 = np.asarray(m0, float)
+    n = m0.size
+    ibt = InitialBinaryTable.InitialBinaries(
+        m1=m0, m2=np.zeros(n), porb=np.zeros(n), ecc=np.zeros(n),
+        tphysf=np.full(n, float(tphysf_myr)), kstar1=np.where(m0 < 0.7, 0, 1),
+        kstar2=np.full(n, 15), metallicity=np.full(n, float(metallicity)))
+    # COSMIC seeds from numpy's global generator when no seed is given: give one, and keep the
+    # caller's global state untouched.
+    state = np.random.get_state()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            _, bcm, _, _ = Evolve.evolve(initialbinarytable=ibt, BSEDict=_bse_dict(),
+                                         SSEDict={"stellar_engine": "sse"}, dtp=float(dtp_myr),
+                                         randomseed=12345)
+    finally:
+        np.random.set_state(state)
+    return bcm
+
+
+def _clean(kstar, mass, lum, rad):
+    kstar = np.asarray(kstar, np.int16)
+    lum = np.where(np.isin(kstar, _DARK), 0.0, np.maximum(lum, 0.0))
+    return kstar, np.maximum(mass, 0.0), lum, np.maximum(rad, 0.0)
+
+
+def evolve_exact(m0, time_gyr, metallicity):
+    """Evolve stars exactly to one age with COSMIC/SSE.
+
+    Parameters
+    ----------
+    m0 : array_like
+        Initial masses, Msun.
+    time_gyr : float
+        Age, Gyr.
+    metallicity : float
+        Z (solar = 0.02 in SSE).
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``kstar, mass (Msun), luminosity (Lsun), radius (Rsun)``; luminosity is 0 for NS/BH.
+    """
+    m0 = np.atleast_1d(np.asarray(m0, float))
+    if m0.size == 0:
+        e = np.empty(0)
+        return e.astype(np.int16), e, e, e
+    tphysf = max(float(time_gyr) * 1e3, 1e-3)
+    bcm = _run_cosmic(m0, tphysf, tphysf, metallicity)
+    last = bcm.groupby("bin_num").tail(1).sort_values("bin_num")
+    return _clean(last["kstar_1"].to_numpy(), last["mass_1"].to_numpy(),
+                  last["lum_1"].to_numpy(), last["rad_1"].to_numpy())
+
+
+class StellarTable:
+    """Cached SSE table over initial mass x age, with exact evolution across phase boundaries.
+
+    Parameters
+    ----------
+    metallicity : float
+        Z of the stars.
+    n_mass : int, keyword-only
+        Number of initial masses of the grid (cost ~6 ms each to build; more masses mean fewer
+        exact evolutions per snapshot).
+    cache_dir : path, keyword-only
+        Cache directory (see :func:`resolve_cache_dir`).
+    progress : bool, keyword-only
+        Show a tqdm bar while the table is built.
+    """
+
+    def __init__(self, metallicity, *, n_mass=11_000, cache_dir=None, progress=True):
+        self.metallicity = float(metallicity)
+        if not 1e-4 <= self.metallicity <= 0.03:
+            raise ValueError(f"metallicity must be within 1e-4..0.03 (SSE range), got {metallicity!r}")
+        self.n_mass = int(n_mass)
+        directory = resolve_cache_dir(cache_dir)
+        key = cache_key("sse-table", metallicity=self.metallicity, n_mass=self.n_mass)
+        self.path = directory / f"{key}.npz"
+        data = load_npz(self.path)
+        if data is None:
+            data = self._build(progress)
+            save_npz(self.path, **data)
+        self.m_grid = data["m_grid"]
+        self.ages = data["ages"]
+        self.mass = data["mass"]
+        self.logl = data["logl"]
+        self.logr = data["logr"]
+        self.kstar = data["kstar"]
+        self.group = phase_group(self.kstar)
+
+    def _build(self, progress):
+        from tqdm.auto import tqdm
+
+        m_grid = mass_grid(self.n_mass)
+        na = AGES_GYR.size
+        shape = (m_grid.size, na)
+        mass = np.zeros(shape, np.float32)
+        logl = np.full(shape, -30.0, np.float32)
+        logr = np.full(shape, -30.0, np.float32)
+        kstar = np.full(shape, 15, np.int16)
+        chunks = np.array_split(np.arange(m_grid.size), max(1, m_grid.size // 250))
+        for idx in tqdm(chunks, desc=f"SSE table Z={self.metallicity:g}", disable=not progress,
+                        unit="chunk"):
+            bcm = _run_cosmic(m_grid[idx], AGES_GYR[-1] * 1e3, _DTP_MYR, self.metallicity)
+            row = idx[bcm["bin_num"].to_numpy().astype(int) - 0]
+            col = np.rint(bcm["tphys"].to_numpy() / _DTP_MYR).astype(int)
+            ok = (col >= 0) & (col < na)
+            k, m, lum, rad = _clean(bcm["kstar_1"].to_numpy(), bcm["mass_1"].to_numpy(),
+                                    bcm["lum_1"].to_numpy(), bcm["rad_1"].to_numpy())
+            with np.errstate(divide="ignore"):
+                mass[row[ok], col[ok]] = m[ok]
+                logl[row[ok], col[ok]] = np.where(lum[ok] > 0, np.log10(np.maximum(lum[ok], 1e-300)), -30)
+                logr[row[ok], col[ok]] = np.where(rad[ok] > 0, np.log10(np.maximum(rad[ok], 1e-300)), -30)
+            kstar[row[ok], col[ok]] = k[ok]
+        return dict(m_grid=m_grid, ages=AGES_GYR, mass=mass, logl=logl, logr=logr, kstar=kstar)
+
+    def lookup(self, m0, time_gyr):
+        """Current state of stars of initial mass ``m0`` at age ``time_gyr``.
+
+        Parameters
+        ----------
+        m0 : array_like
+            Initial masses, Msun (0.1-50).
+        time_gyr : float
+            Age, Gyr (0-14).
+
+        Returns
+        -------
+        dict
+            ``kstar``, ``mass`` (Msun), ``luminosity`` (Lsun), ``radius`` (Rsun) arrays and
+            ``n_exact``, the number of stars evolved exactly.
+        """
+        m0 = np.asarray(m0, float)
+        t = float(time_gyr)
+        if not 0.0 <= t <= self.ages[-1] + 1e-9:
+            raise ValueError(f"time_gyr must be within 0..{self.ages[-1]:g} Gyr, got {time_gyr!r}")
+        if m0.size and (m0.min() < self.m_grid[0] * (1 - 1e-9) or m0.max() > self.m_grid[-1] * (1 + 1e-9)):
+            raise ValueError(f"initial masses must be within {self.m_grid[0]:g}..{self.m_grid[-1]:g} "
+                             f"Msun, got {m0.min():g}..{m0.max():g}")
+        lm = np.log10(self.m_grid)
+        j = np.clip(np.searchsorted(self.m_grid, m0, side="right") - 1, 0, self.m_grid.size - 2)
+        wm = np.clip((np.log10(m0) - lm[j]) / (lm[j + 1] - lm[j]), 0.0, 1.0)
+        fa = t / 0.1
+        a0 = int(np.clip(np.floor(fa + 1e-9), 0, self.ages.size - 1))
+        wa = fa - a0
+        if wa < 1e-6 or a0 == self.ages.size - 1:
+            cols, wts = [a0], [1.0]
+        else:
+            cols, wts = [a0, a0 + 1], [1.0 - wa, wa]
+        groups = np.stack([self.group[jj, c] for c in cols for jj in (j, j + 1)])
+        same = np.all(groups == groups[0], axis=0)
+
+        def interp(arr):
+            out = np.zeros(m0.size)
+            for c, w in zip(cols, wts):
+                out += w * ((1 - wm) * arr[j, c] + wm * arr[j + 1, c])
+            return out
+
+        mass = interp(self.mass)
+        logl = interp(self.logl)
+        logr = interp(self.logr)
+        near = np.where(wm < 0.5, j, j + 1)
+        kstar = self.kstar[near, cols[int(np.argmax(wts))]].astype(np.int16)
+        lum = np.where(logl > -29, 10.0 ** logl, 0.0)
+        rad = np.where(logr > -29, 10.0 ** logr, 0.0)
+        exact = np.flatnonzero(~same)
+        if exact.size:
+            k, m, lu, r = evolve_exact(m0[exact], t, self.metallicity)
+            kstar[exact], mass[exact], lum[exact], rad[exact] = k, m, lu, r
+        lum = np.where(np.isin(kstar, _DARK), 0.0, lum)
+        return dict(kstar=kstar, mass=mass, luminosity=lum, radius=rad, n_exact=int(exact.size))

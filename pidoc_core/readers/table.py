@@ -1,0 +1,650 @@
+"""Generic star tables: ECSV, CSV, FITS, HDF5 and Parquet.
+
+Tables are read with :meth:`astropy.table.Table.read`; HDF5 files that hold a group of 1-D datasets
+instead of a table are read with h5py, and Parquet files astropy cannot read with pandas/pyarrow.
+Columns are matched to the snapshot's by an explicit ``columns`` mapping, then by built-in
+aliases (:data:`COLUMN_ALIASES`, :data:`LOG_ALIASES`). Columns carrying astropy units are
+converted; columns without units are taken to be in snapshot units (pc, km/s, Msun, Rsun, Lsun,
+K), unless ``units`` says otherwise. A column name with a bracketed unit, ``"x [au]"`` or
+``"mass (Msun)"``, gives that unit.
+
+The snapshot time comes from ``time=``, else the table metadata ``time`` (any case) with
+``time_unit`` (default Gyr), else 0.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import uuid
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+from astropy import units as u
+from astropy.table import Column, MaskedColumn, Table
+from astropy.utils.exceptions import AstropyUserWarning
+
+from pidoc_core.snapshot import COLUMNS, OPTIONAL_COLUMNS, Snapshot, SnapshotError
+
+from ._common import ReaderError, as_path, check_readable, parse_unit, to_gyr
+
+__all__ = [
+    "TABLE_FORMATS",
+    "COLUMN_ALIASES",
+    "LOG_ALIASES",
+    "load_table",
+    "map_columns",
+    "read_table",
+    "write_table",
+]
+
+#: Table formats handled here.
+TABLE_FORMATS: tuple[str, ...] = ("ecsv", "csv", "fits", "hdf5", "parquet")
+
+_SNAPSHOT_UNITS: dict[str, u.UnitBase] = {**COLUMNS, **OPTIONAL_COLUMNS}
+
+#: Built-in aliases: (names matched exactly, names matched after lower-casing and dropping
+#: spaces, ``_``, ``.`` and ``-``). Single letters match exactly only (``r`` is not a radius).
+COLUMN_ALIASES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "x": (("x", "X"), ("posx", "xpos", "positionx", "px")),
+    "y": (("y", "Y"), ("posy", "ypos", "positiony", "py")),
+    "z": (("z", "Z"), ("posz", "zpos", "positionz", "pz")),
+    "vx": ((), ("vx", "velx", "xvel", "velocityx", "vxkms")),
+    "vy": ((), ("vy", "vely", "yvel", "velocityy", "vykms")),
+    "vz": ((), ("vz", "velz", "zvel", "velocityz", "vzkms")),
+    "mass": (("m", "M"), ("mass", "mt", "mstar", "smass", "currentmass")),
+    "radius": (("R",), ("radius", "rad", "rstar", "srad", "stellarradius")),
+    "luminosity": (("L",), ("lum", "luminosity", "lbol", "lstar", "slum")),
+    "teff": (("T",), ("teff", "tef", "effectivetemperature")),
+    "kstar": ((), ("kstar", "k*", "kw", "type", "ktype", "stype", "stellartype", "startype")),
+}
+#: Aliases of columns holding log10 of a quantity (converted with 10**value).
+LOG_ALIASES: dict[str, tuple[str, ...]] = {
+    "luminosity": ("logl", "log10l", "loglum", "log10lum", "logluminosity"),
+    "radius": ("logr", "log10r", "lograd", "log10rad", "logradius"),
+    "teff": ("logt", "logte", "logteff", "log10teff", "log10t"),
+}
+#: Vector columns split into x, y, z.
+_VECTOR_ALIASES = {
+    ("x", "y", "z"): ("pos", "position", "positions", "xyz", "r"),
+    ("vx", "vy", "vz"): ("vel", "velocity", "velocities", "v", "vxyz"),
+}
+
+_UNIT_IN_NAME = re.compile(r"^\s*(?P<name>[^\[\(]+?)\s*[\[\(]\s*(?P<unit>[^\]\)]+?)\s*[\]\)]\s*$")
+_EXTENSIONS = {
+    ".ecsv": "ecsv",
+    ".csv": "csv",
+    ".fits": "fits",
+    ".fit": "fits",
+    ".fts": "fits",
+    ".h5": "hdf5",
+    ".hdf5": "hdf5",
+    ".hdf": "hdf5",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[\s_.\-]", "", str(name)).lower()
+
+
+# --------------------------------------------------------------------------------------------
+# loading
+# --------------------------------------------------------------------------------------------
+
+
+def _read_hdf5_group(path: Path, dataset: str | None) -> Table:
+    """A Table from the equal-length 1-D numeric datasets of an HDF5 group."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        group = f if dataset is None else f[dataset]
+        if isinstance(group, h5py.Dataset):
+            return Table(np.asarray(group[()]))
+        cols, length = {}, None
+        for key, item in group.items():
+            if not isinstance(item, h5py.Dataset) or item.ndim not in (1, 2):
+                continue
+            if item.dtype.kind not in "fiub":
+                continue
+            if length is None:
+                length = item.shape[0]
+            if item.shape[0] != length:
+                continue
+            values = np.asarray(item[()])
+            unit = item.attrs.get("unit", item.attrs.get("units"))
+            if isinstance(unit, bytes):
+                unit = unit.decode("ascii", "replace")
+            cols[key] = Column(values, name=key, unit=unit if unit else None)
+        if not cols:
+            raise ReaderError(
+                f"{path}: no table and no 1-D numeric datasets found in HDF5 group "
+                f"{dataset or '/'}"
+            )
+        table = Table(list(cols.values()))
+        for key, value in group.attrs.items():
+            if isinstance(value, bytes):
+                value = value.decode("ascii", "replace")
+            if isinstance(value, np.generic):
+                value = value.item()
+            table.meta[key] = value
+    return table
+
+
+def load_table(path, format: str, *, hdu=None, dataset: str | None = None) -> Table:
+    """Read a star table without interpreting its columns.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file.
+    format : {'ecsv', 'csv', 'fits', 'hdf5', 'parquet'}
+        Its format.
+    hdu : int or str, optional
+        FITS extension holding the table (default: the first table HDU).
+    dataset : str, optional
+        HDF5 path of the table or group (default: the first table, else the root group's
+        1-D datasets).
+
+    Returns
+    -------
+    astropy.table.Table
+
+    Raises
+    ------
+    ReaderError
+        If the file cannot be parsed as ``format``.
+    """
+    path = as_path(path)
+    if format not in TABLE_FORMATS:
+        raise ReaderError(f"{path}: unknown table format {format!r}; expected one of {TABLE_FORMATS}")
+    size = check_readable(path)
+    if size == 0:
+        raise ReaderError(f"{path}: empty file (0 bytes); expected a {format} table")
+    try:
+        with warnings.catch_warnings():
+            # unparsable units and FITS verification notes are not fatal (units are checked
+            # later); a warning that the file is truncated is
+            warnings.simplefilter("ignore", category=u.UnitsWarning)
+            warnings.simplefilter("ignore", category=AstropyUserWarning)
+            warnings.filterwarnings("error", message=".*truncat")
+            if format == "ecsv":
+                return Table.read(path, format="ascii.ecsv")
+            if format == "csv":
+                return _read_csv(path)
+            if format == "fits":
+                kwargs = {} if hdu is None else {"hdu": hdu}
+                return Table.read(path, format="fits", **kwargs)
+            if format == "hdf5":
+                return _read_hdf5(path, dataset)
+            return _read_parquet(path)
+    except ReaderError:
+        raise
+    except Exception as exc:  # noqa: BLE001 -- any parser failure is a bad file: re-raise with context
+        raise ReaderError(
+            f"{path}: cannot read as {format} ({type(exc).__name__}: {_short(exc)})"
+        ) from exc
+
+
+def _short(exc: BaseException, limit: int = 300) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _read_csv(path: Path) -> Table:
+    try:
+        table = Table.read(path, format="ascii.csv")
+    except Exception as first:  # noqa: BLE001
+        try:
+            return Table.read(path, format="ascii.basic")
+        except Exception:  # noqa: BLE001
+            raise first from None
+    if len(table.colnames) == 1 and re.search(r"\s", table.colnames[0].strip()):
+        return Table.read(path, format="ascii.basic")  # whitespace-separated
+    return table
+
+
+def _read_hdf5(path: Path, dataset: str | None) -> Table:
+    try:
+        kwargs = {} if dataset is None else {"path": dataset}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", AstropyUserWarning)  # several tables: first is read
+            return Table.read(path, format="hdf5", **kwargs)
+    except ValueError as exc:
+        if "no table found" not in str(exc):
+            raise
+    return _read_hdf5_group(path, dataset)
+
+
+def _read_parquet(path: Path) -> Table:
+    try:
+        return Table.read(path, format="parquet")
+    except (TypeError, NotImplementedError, KeyError):
+        import pandas as pd
+
+        return Table.from_pandas(pd.read_parquet(path))
+
+
+# --------------------------------------------------------------------------------------------
+# column mapping
+# --------------------------------------------------------------------------------------------
+
+
+def _unit_of(column) -> u.UnitBase | None:
+    unit = getattr(column, "unit", None)
+    if unit is None or unit == u.dimensionless_unscaled:
+        return None
+    return unit
+
+
+def _is_numeric(column) -> bool:
+    return np.asarray(getattr(column, "value", column)).dtype.kind in "fiub"
+
+
+def _find_alias(table: Table, target: str, used: set, where: str):
+    exact, normed = COLUMN_ALIASES[target]
+    hits = [c for c in table.colnames if c not in used and
+            (c in exact or (_norm(c) in normed and len(_norm(c)) > 1))]
+    if target in OPTIONAL_COLUMNS:  # an optional column found by alias must be numeric
+        hits = [c for c in hits if _is_numeric(table[c]) and table[c].ndim == 1]
+    if len(hits) > 1:
+        raise ReaderError(
+            f"{where}: columns {hits} could all be {target!r}; name one with columns="
+            f"{{{target!r}: ...}}"
+        )
+    return hits[0] if hits else None
+
+
+def _find_log_alias(table: Table, target: str, used: set, where: str):
+    names = LOG_ALIASES.get(target, ())
+    hits = [c for c in table.colnames if c not in used and _norm(c) in names]
+    if len(hits) > 1:
+        raise ReaderError(f"{where}: columns {hits} could all be log10 {target!r}; name one with "
+                          f"columns=")
+    return hits[0] if hits else None
+
+
+def _split_units_in_names(table: Table) -> Table:
+    """Rename ``"x [au]"`` to ``x`` with unit au (only for columns without a unit)."""
+    renames = {}
+    for name in table.colnames:
+        m = _UNIT_IN_NAME.match(name)
+        if not m or _unit_of(table[name]) is not None:
+            continue
+        try:
+            unit = u.Unit(m.group("unit").strip(), parse_strict="raise")
+        except ValueError:
+            continue
+        new = m.group("name").strip()
+        if new in table.colnames or new in renames.values():
+            continue
+        renames[name] = (new, unit)
+    if not renames:
+        return table
+    table = table.copy(copy_data=False)
+    for old, (new, unit) in renames.items():
+        table.rename_column(old, new)
+        table[new].unit = unit
+    return table
+
+
+def _column_values(column, target: str, where: str) -> np.ndarray:
+    if isinstance(column, MaskedColumn) or hasattr(column, "mask"):
+        mask = np.asarray(getattr(column, "mask", False))
+        if mask.any():
+            row = int(np.flatnonzero(mask.reshape(len(column), -1).any(axis=1))[0])
+            raise ReaderError(f"{where}: column {target!r} has a missing value at row {row}")
+    values = np.asarray(getattr(column, "value", column))
+    if values.dtype.kind not in "fiub":
+        raise ReaderError(
+            f"{where}: column {target!r} is not numeric (dtype {values.dtype}); expected numbers"
+        )
+    return values.astype(np.float64)
+
+
+def map_columns(table: Table, *, columns: Mapping[str, str] | None = None,
+                units: Mapping[str, object] | None = None, where: str = "table") -> Table:
+    """Rename and convert a table's columns to the snapshot's names and units.
+
+    Parameters
+    ----------
+    table : astropy.table.Table
+        Source table.
+    columns : mapping, optional
+        ``{snapshot_name: source_name}``; names not given are found by alias.
+    units : mapping, optional
+        ``{snapshot_name: unit}``: the unit of that source column (replacing any unit in the
+        file). ``'time'`` gives the unit of a metadata time.
+    where : str
+        Context (file name) for error messages.
+
+    Returns
+    -------
+    astropy.table.Table
+        Columns named as :data:`pidoc_core.snapshot.COLUMNS` (plus ``teff``/``kstar`` when
+        found), as Quantities where a unit is known, plain floats (snapshot units) otherwise.
+
+    Raises
+    ------
+    ReaderError
+        For unknown names in ``columns``/``units``, a mapped column absent from the table,
+        ambiguous aliases, missing required columns, non-numeric or masked values, invalid units.
+    """
+    columns = dict(columns or {})
+    units = dict(units or {})
+    known = set(_SNAPSHOT_UNITS)
+    for key in columns:
+        if key not in known:
+            raise ReaderError(f"{where}: columns= key {key!r} is not a snapshot column; expected "
+                              f"one of {sorted(known)}")
+    for key in units:
+        if key not in known | {"time"}:
+            raise ReaderError(f"{where}: units= key {key!r} is not a snapshot column; expected "
+                              f"one of {sorted(known | {'time'})}")
+    for key, src in columns.items():
+        if src not in table.colnames:
+            raise ReaderError(f"{where}: column {src!r} (given for {key!r}) is not in the table; "
+                              f"it has {table.colnames}")
+    table = _split_units_in_names(table)
+
+    chosen: dict[str, tuple[str, bool, int | None]] = {}  # target -> (source, is_log, component)
+    used = set(columns.values())
+    for target, src in columns.items():
+        chosen[target] = (src, False, None)
+    for target in _SNAPSHOT_UNITS:
+        if target in chosen:
+            continue
+        if target in table.colnames and target not in used and table[target].ndim == 1:
+            chosen[target] = (target, False, None)
+            used.add(target)
+            continue
+        hit = _find_alias(table, target, used, where)
+        if hit is not None:
+            chosen[target] = (hit, False, None)
+            used.add(hit)
+            continue
+        hit = _find_log_alias(table, target, used, where)
+        if hit is not None:
+            chosen[target] = (hit, True, None)
+            used.add(hit)
+    for comps, names in _VECTOR_ALIASES.items():
+        if any(c in chosen for c in comps):
+            continue
+        hits = [c for c in table.colnames if c not in used and _norm(c) in names
+                and table[c].ndim == 2 and table[c].shape[1] == 3]
+        if len(hits) == 1:
+            for i, comp in enumerate(comps):
+                chosen[comp] = (hits[0], False, i)
+            used.add(hits[0])
+
+    missing = [c for c in COLUMNS if c not in chosen]
+    if missing:
+        raise ReaderError(
+            f"{where}: no column for {missing} (required: {list(COLUMNS)}); the table has "
+            f"{table.colnames}; map names with columns={{'mass': 'your_name', ...}}"
+        )
+
+    out = Table()
+    for target in (*COLUMNS, *OPTIONAL_COLUMNS):
+        if target not in chosen:
+            continue
+        src, is_log, comp = chosen[target]
+        column = table[src]
+        if comp is not None:
+            values = _column_values(column, target, where)[:, comp]
+        else:
+            if column.ndim != 1:
+                raise ReaderError(f"{where}: column {src!r} (for {target!r}) has shape "
+                                  f"{column.shape}; expected one value per star")
+            values = _column_values(column, target, where)
+        unit = _unit_of(column)
+        if target in units:
+            unit = parse_unit(units[target], where=f"{where}: units[{target!r}]")
+        if is_log:
+            if isinstance(unit, u.FunctionUnitBase) and \
+                    unit.physical_unit != u.dimensionless_unscaled:
+                quantity = u.Quantity(values, unit).physical  # e.g. dex(Lsun)
+                values, unit = quantity.value, quantity.unit
+            elif unit is None or isinstance(unit, u.FunctionUnitBase) or target in units:
+                with np.errstate(over="ignore"):  # overflow -> inf, rejected by Snapshot
+                    values = 10.0 ** values  # plain log10; units[target] is the linear unit
+                unit = None if isinstance(unit, u.FunctionUnitBase) else unit
+            else:
+                raise ReaderError(f"{where}: column {src!r} looks like log10 {target} but has "
+                                  f"unit {unit}; expected no unit or dex")
+        if target == "kstar":
+            bad = ~np.isfinite(values) | (values != np.round(values))
+            if bad.any():
+                row = int(np.flatnonzero(bad)[0])
+                raise ReaderError(f"{where}: column {src!r} (kstar) has {values[row]!r} at row "
+                                  f"{row}; expected an integer SSE type")
+            out[target] = values.astype(np.int64)
+            continue
+        if unit is not None:
+            try:
+                unit.to(_SNAPSHOT_UNITS[target])
+            except u.UnitConversionError:
+                raise ReaderError(
+                    f"{where}: column {src!r} (for {target!r}) has unit {unit}, which does not "
+                    f"convert to {_SNAPSHOT_UNITS[target]}"
+                ) from None
+            except (ValueError, TypeError):
+                raise ReaderError(f"{where}: column {src!r} has an unrecognised unit "
+                                  f"{unit!r}") from None
+            out[target] = values * unit
+        else:
+            out[target] = values
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# time and metadata
+# --------------------------------------------------------------------------------------------
+
+
+def _meta_lookup(meta: Mapping, *keys):
+    lower = {str(k).lower(): k for k in meta}
+    for key in keys:
+        if key in lower:
+            return lower[key], meta[lower[key]]
+    return None, None
+
+
+def _time_from_meta(meta: Mapping, units: Mapping, where: str) -> float:
+    key, value = _meta_lookup(meta, "time")
+    if key is None:
+        return 0.0
+    _, unit_name = _meta_lookup(meta, "time_unit", "timeunit", "tunit")
+    if "time" in units:
+        unit = parse_unit(units["time"], where=f"{where}: units['time']")
+    elif unit_name is not None:
+        unit = parse_unit(unit_name, where=f"{where}: metadata time_unit")
+    else:
+        unit = u.Gyr
+    if isinstance(value, u.Quantity):
+        return to_gyr(value, where=f"{where}: metadata time")
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise ReaderError(f"{where}: metadata time {value!r} is not a number") from None
+    return to_gyr(value, where=f"{where}: metadata time", default_unit=unit)
+
+
+_META_DROP = {"time", "time_unit", "timeunit", "tunit", "name"}
+
+
+def read_table(path, *, format: str | None = None, columns=None, units=None, time=None, name=None,
+               hdu=None, dataset=None) -> Snapshot:
+    """Read a star table (ECSV, CSV, FITS, HDF5, Parquet) into a Snapshot.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The table file.
+    format : {'ecsv', 'csv', 'fits', 'hdf5', 'parquet'}, optional
+        Default: detected from the content.
+    columns : mapping, optional
+        ``{snapshot_name: source_name}``, e.g. ``{"mass": "m_now"}``; other columns are found by
+        alias (``m``/``M`` -> mass, ``L``/``lum`` -> luminosity, ``R``/``rad`` -> radius,
+        ``T``/``Teff`` -> teff, ``k*``/``kw``/``kstar``/``type`` -> kstar, ``logL`` ... as log10).
+    units : mapping, optional
+        ``{snapshot_name: unit}`` for source columns, e.g. ``{"x": "au", "vx": "pc/Myr"}``, and
+        ``'time'`` for a metadata time. Columns without a unit in the file or here are in
+        snapshot units: pc, km/s, Msun, Rsun, Lsun, K.
+    time : float or astropy.units.Quantity, optional
+        Snapshot time (Gyr); default the metadata ``time`` (with ``time_unit``, default Gyr), or 0.
+    name : str, optional
+        Default the metadata ``name``, else the file name.
+    hdu : int or str, optional
+        FITS extension.
+    dataset : str, optional
+        HDF5 path.
+
+    Returns
+    -------
+    Snapshot
+
+    Raises
+    ------
+    ReaderError
+        If the file cannot be parsed, columns are missing or ambiguous, units do not convert,
+        or the values break the Snapshot contract (NaN, mass <= 0, ...).
+
+    Examples
+    --------
+    >>> snap = read_table("stars.csv", units={"x": "au", "y": "au", "z": "au"})  # doctest: +SKIP
+    """
+    path = as_path(path)
+    if format is None:
+        from ._detect import detect_format
+
+        format = detect_format(path)
+    table = load_table(path, format, hdu=hdu, dataset=dataset)
+    where = str(path)
+    mapped = map_columns(table, columns=columns, units=units, where=where)
+    if time is None:
+        time_gyr = _time_from_meta(table.meta, dict(units or {}), where)
+    else:
+        time_gyr = to_gyr(time, where=where)
+    if name is None:
+        _, meta_name = _meta_lookup(table.meta, "name")
+        name = str(meta_name) if meta_name is not None else path.name
+    meta = {k: v for k, v in table.meta.items() if str(k).lower() not in _META_DROP}
+    meta.update(source=str(path), source_format=format)
+    mapped.meta.update(meta)
+    try:
+        return Snapshot.from_table(mapped, time=time_gyr, name=name)
+    except SnapshotError as exc:
+        raise ReaderError(f"{path}: {exc}") from exc
+
+
+# --------------------------------------------------------------------------------------------
+# writing
+# --------------------------------------------------------------------------------------------
+
+
+def _format_from_path(path: Path) -> str:
+    suffixes = [s.lower() for s in path.suffixes]
+    if suffixes and suffixes[-1] == ".gz" and len(suffixes) > 1:
+        suffixes = suffixes[:-1]
+    fmt = _EXTENSIONS.get(suffixes[-1]) if suffixes else None
+    if fmt is None or fmt == "csv":
+        raise ValueError(
+            f"{path}: cannot tell the format from the extension; use .ecsv, .fits, .h5/.hdf5 "
+            "or .parquet, or pass format="
+        )
+    return fmt
+
+
+def _scalar_meta(meta: Mapping) -> dict:
+    out = {}
+    for key, value in meta.items():
+        if isinstance(value, np.generic):
+            value = value.item()
+        if isinstance(value, (bool, int, float, str)) and not (
+                isinstance(value, float) and not math.isfinite(value)):
+            out[str(key)] = value
+    return out
+
+
+def write_table(snapshot: Snapshot, path, *, format: str | None = None,
+                overwrite: bool = False) -> Path:
+    """Write a snapshot as a table that :func:`read_table` (and ``read_snapshot``) reads back.
+
+    Columns carry their units (pc, km/s, Msun, Rsun, Lsun, K); ``time`` (Gyr) and ``name`` go to
+    the metadata (``TIME``, ``TIMEUNIT``, ``NAME`` header cards in FITS, where only scalar
+    metadata is kept). The file is written under a temporary name in the same directory and
+    renamed, so a failed write leaves nothing half-written.
+
+    Parameters
+    ----------
+    snapshot : Snapshot
+        The snapshot.
+    path : str or os.PathLike
+        Destination; its extension chooses the format unless ``format`` is given.
+    format : {'ecsv', 'fits', 'hdf5', 'parquet'}, optional
+        Output format.
+    overwrite : bool
+        Replace an existing file.
+
+    Returns
+    -------
+    pathlib.Path
+        The written file.
+
+    Raises
+    ------
+    FileExistsError
+        If ``path`` exists and ``overwrite`` is False.
+    ValueError
+        If the format is unknown.
+
+    Examples
+    --------
+    >>> from pidoc_core.snapshot import Snapshot
+    >>> import tempfile, pathlib
+    >>> s = Snapshot(x=[0, 1], y=[0, 0], z=[0, 0], vx=[0, 0], vy=[0, 0], vz=[0, 0],
+    ...              mass=[1.0, 0.5], radius=[1.0, 0.5], luminosity=[1.0, 0.05], time=12.0)
+    >>> out = write_table(s, pathlib.Path(tempfile.mkdtemp()) / "snap.ecsv")
+    >>> read_table(out).time
+    12.0
+    """
+    path = Path(os.fspath(path))
+    fmt = format.lower() if format is not None else _format_from_path(path)
+    if fmt not in ("ecsv", "fits", "hdf5", "parquet"):
+        raise ValueError(f"cannot write format {fmt!r}; expected ecsv, fits, hdf5 or parquet")
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
+    table = snapshot.to_table()
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # HIERARCH cards, YAML of meta
+            if fmt == "ecsv":
+                table.write(tmp, format="ascii.ecsv")
+            elif fmt == "fits":
+                meta = _scalar_meta(table.meta)
+                meta.pop("time", None)
+                meta.pop("time_unit", None)
+                meta.pop("name", None)
+                table.meta.clear()
+                table.meta.update(meta)
+                table.meta["TIME"] = snapshot.time
+                table.meta["TIMEUNIT"] = "Gyr"
+                table.meta["NAME"] = snapshot.name
+                table.write(tmp, format="fits")
+            elif fmt == "hdf5":
+                table.write(tmp, format="hdf5", path="snapshot", serialize_meta=True)
+            else:
+                table.write(tmp, format="parquet")
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
