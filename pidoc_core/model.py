@@ -141,7 +141,7 @@ def _keras_inbound_names(layer_config) -> list[str]:
 _CHECKED_OPTIONS = {
     "Conv2D": ("filters", "kernel_size", "strides", "padding", "activation", "use_bias"),
     "Dense": ("units", "activation", "use_bias"),
-    "BatchNormalization": ("epsilon", "center", "scale"),
+    "BatchNormalization": ("axis", "momentum", "epsilon", "center", "scale"),
     "MaxPooling2D": ("pool_size", "strides", "padding"),
     "UpSampling2D": ("size", "interpolation"),
     "Activation": ("activation",),

@@ -257,12 +257,19 @@ def test_load_without_shipped_weights(monkeypatch):
 
 
 def _randomise(net, seed):
+    """Random weights that keep activations O(1) (kernels ~ 1/sqrt(fan-in), BN stats near 0/1)."""
     rng = np.random.default_rng(seed)
     values = []
     for w in net.weights:
-        v = rng.normal(0, 0.3, w.shape)
-        if "variance" in w.name:
-            v = np.abs(v) + 0.5
+        shape = tuple(w.shape)
+        if len(shape) > 1:  # kernel
+            v = rng.normal(0, 1.0 / np.sqrt(np.prod(shape[:-1])), shape)
+        elif "variance" in w.name:
+            v = 0.5 + np.abs(rng.normal(0, 0.3, shape))
+        elif "gamma" in w.name:
+            v = 1.0 + rng.normal(0, 0.1, shape)
+        else:  # bias, beta, moving mean
+            v = rng.normal(0, 0.1, shape)
         values.append(v.astype("float32"))
     net.set_weights(values)
 
@@ -349,7 +356,7 @@ def _write_keras2_weights(model, path):
 
 
 def test_from_v01_mass_network_from_keras2_weights(release_copy):
-    from test_networks import keras2_json_to_model  # independent reading of CED.json
+    from tests.test_networks import keras2_json_to_model  # independent reading of CED.json
 
     reference = keras2_json_to_model(RELEASE / "CED.json")
     _randomise(reference, 7)
@@ -374,3 +381,17 @@ def test_from_v01_mass_network_from_keras2_weights(release_copy):
     _write_keras2_weights(small, release_copy / "CED_200.h5")
     with pytest.raises(ModelError, match="CED_200.h5"):
         PiDOC.from_v01(release_copy)
+
+
+def test_from_v01_finds_files_in_the_authors_layout(tmp_path):
+    """The release's own tree: trained_piDOC/ and input_files/standardization_files/."""
+    root = tmp_path / "piDOC-0.1"
+    (root / "trained_piDOC").mkdir(parents=True)
+    (root / "input_files" / "standardization_files").mkdir(parents=True)
+    for name in ("CNN.json", "CED.json", "CNN_100.h5"):
+        shutil.copy(RELEASE / name, root / "trained_piDOC")
+    for path in RELEASE.glob("*train.npy"):
+        shutil.copy(path, root / "input_files" / "standardization_files")
+    pidoc = PiDOC.from_v01(root)
+    assert pidoc.has_age_distance and not pidoc.has_mass
+    assert pidoc.standardisation["distance_age_mean"] == pytest.approx(29.628756)

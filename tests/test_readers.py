@@ -252,6 +252,7 @@ def test_unit_in_column_header_and_log_columns(tmp_path):
     )
     snap = read_snapshot(path)
     assert snap.x[0] == pytest.approx(1.0, rel=1e-8)
+    assert read_snapshot(path, columns={"x": "x [au]"}).x[0] == pytest.approx(1.0, rel=1e-8)
     assert snap.luminosity[0] == pytest.approx(100.0)
     assert snap.radius[0] == pytest.approx(10 ** 0.5)
     # Teff derived from L and R (Stefan-Boltzmann)

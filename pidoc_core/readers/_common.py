@@ -149,7 +149,8 @@ def to_gyr(value, *, where: str, default_unit=u.Gyr) -> float:
     except (u.UnitConversionError, u.UnitsError):
         raise ReaderError(f"{where}: time {value!r} is not in a unit of time") from None
     except (TypeError, ValueError):
-        raise ReaderError(f"{where}: time {value!r} is not a single number (expected Gyr)") from None
+        raise ReaderError(f"{where}: time {value!r} is not a single number (expected "
+                          "Gyr)") from None
     if not np.isfinite(gyr):
         raise ReaderError(f"{where}: time {value!r} is not finite")
     return gyr

@@ -1,4 +1,4 @@
-"""NBODY6-family snapshots: ``conf.3`` / ``OUT3`` joined with the ``sev.83`` (and ``bev.82``) HR files.
+"""NBODY6-family snapshots: ``conf.3``/``OUT3`` joined with the ``sev.83`` (and ``bev.82``) files.
 
 File layouts implemented (read from the public sources, in the ``code`` search corpus)
 ---------------------------------------------------------------------------------------
@@ -55,8 +55,8 @@ already in the components). Massless entries (ghosts left by mergers, BODYS = 0)
   ``TTOT, NAME, KW, RI, M1, log L, log R`` (``1P,D15.7,I8,I5,4D15.5``, Fortran ``D`` exponents).
 
 ``bev.82`` -- the same routine's binary rows, used for the KS components (not in ``sev.83``):
-NBODY6 ``NAME1 NAME2 KW1 KW2 KWCM RI ECC log P log a M1 M2 log L1 log L2 log R1 log R2 log T1 log T2``
-(``FORMAT (2I6,2I3,I4,F6.1,F6.3,10F7.3)``, read by columns when fields touch); NBODY6++GPU
+NBODY6 ``NAME1 NAME2 KW1 KW2 KWCM RI ECC log P log a M1 M2 log L1 log L2 log R1 log R2 log T1
+log T2`` (``FORMAT (2I6,2I3,I4,F6.1,F6.3,10F7.3)``, read by columns when fields touch); NBODY6++GPU
 ``TTOT J1 J2 NAME1 NAME2 KW1 KW2 KWCM RI ECC log P log a M1 M2 log L1 log L2 log R1 log R2 log T1
 log T2``; old NBODY6++ ``TTOT NAME1 NAME2 KW1 KW2 KWCM RI ECC log P log a M1 M2 log L1 log L2 log R1
 log R2``. L (Lsun) = 10**log L, R (Rsun) = 10**log R, kstar = KW. Teff is *not* taken from the
@@ -230,7 +230,8 @@ def _parse_header(raw: bytes, conv: Convention, path: Path, index: int):
             f"integers NTOT, MODEL, NRUN, NK (16 or 32 bytes; {conv})"
         )
     int_bytes = len(raw) // 4
-    ntot, model, nrun, nk = (int(v) for v in np.frombuffer(raw, dtype=f"{conv.byteorder}i{int_bytes}"))
+    dtype = np.dtype(f"{conv.byteorder}i{int_bytes}")
+    ntot, model, nrun, nk = (int(v) for v in np.frombuffer(raw, dtype=dtype))
     if ntot < 1:
         raise ReaderError(f"{path}: snapshot {index}: header NTOT = {ntot}; expected >= 1")
     if not _MIN_NK <= nk <= 10000:
@@ -343,7 +344,8 @@ def _scan(path: Path, index: int | None):
     # every convention failed: report the one that got furthest (first in order)
     conv, exc = errors[0]
     if len(errors) > 1:
-        raise ReaderError(f"{exc} [also tried: {', '.join(str(c) for c, _ in errors[1:])}]") from exc
+        tried = ", ".join(str(c) for c, _ in errors[1:])
+        raise ReaderError(f"{exc} [also tried: {tried}]") from exc
     raise exc
 
 
@@ -412,9 +414,8 @@ def _check_scales(conf: Conf3, path: Path) -> None:
     if not np.isfinite(ttot):
         raise ReaderError(f"{path}: AS(1) = TTOT is {ttot!r}; expected a finite time")
     npairs_raw = float(conf.scalars[1])
-    npairs = conf.npairs
-    if not np.isfinite(npairs_raw) or npairs_raw != npairs or npairs < 0 or \
-            3 * npairs > conf.ntot:
+    if not np.isfinite(npairs_raw) or npairs_raw != round(npairs_raw) or npairs_raw < 0 or \
+            3 * npairs_raw > conf.ntot:
         raise ReaderError(
             f"{path}: AS(2) = NPAIRS is {npairs_raw!r}; expected a whole number with "
             f"3*NPAIRS <= NTOT = {conf.ntot}"
@@ -485,9 +486,10 @@ def _segment(lines, path: Path) -> list[_RawBlock]:
         if text.startswith("##"):
             tokens = text[2:].split()
             if tokens and tokens[0].upper() == "BEGIN":
-                if len(tokens) < 3 or not _INT_RE.match(tokens[1]) or not _is_float_token(tokens[2]):
-                    raise ReaderError(f"{path}: line {lineno}: malformed block header {raw.strip()!r}; "
-                                      "expected '## BEGIN <count> <TPHYS Myr>'")
+                if (len(tokens) < 3 or not _INT_RE.match(tokens[1])
+                        or not _is_float_token(tokens[2])):
+                    raise ReaderError(f"{path}: line {lineno}: malformed block header "
+                                      f"{raw.strip()!r}; expected '## BEGIN <count> <TPHYS Myr>'")
                 current = _RawBlock(lineno, float(tokens[2]), int(tokens[1]), marked=True)
                 blocks.append(current)
             elif tokens and tokens[0].upper() == "END":
@@ -533,8 +535,8 @@ def _block_layout(block: _RawBlock, kind: str, path: Path):
         return lname
     expected = ", ".join(f"{v[0]} ({k})" for k, v in layouts.items())
     raise ReaderError(
-        f"{path}: line {block.row_lines[0]}: {len(first)} columns; a {kind}.8{3 if kind == 'sev' else 2} "
-        f"row has {expected} columns"
+        f"{path}: line {block.row_lines[0]}: {len(first)} columns; a "
+        f"{kind}.8{3 if kind == 'sev' else 2} row has {expected} columns"
     )
 
 
@@ -582,11 +584,12 @@ def _convert_block(block: _RawBlock, kind: str, path: Path) -> HRBlock | None:
         logr.append(arr[:, c_r])
     name = np.concatenate(names)
     kstar = np.concatenate(kws)
-    for label, values in (("NAME", name), ("KW", kstar)):
-        nonint = ~np.isfinite(values) | (values != np.round(values))
+    for label, values, limit in (("NAME", name, 2.0**62), ("KW", kstar, 2.0**15 - 1)):
+        nonint = ~np.isfinite(values) | (values != np.round(values)) | (np.abs(values) > limit)
         if nonint.any():
             i = int(np.flatnonzero(nonint)[0]) % len(rows)
-            raise ReaderError(f"{path}: line {block.row_lines[i]}: {label} is not an integer")
+            raise ReaderError(f"{path}: line {block.row_lines[i]}: {label} is not an integer "
+                              f"(or is out of range)")
     ttot = None
     if ttot_col is not None:
         t = arr[:, ttot_col]
@@ -782,8 +785,8 @@ def read_nbody6(path, *, sev=None, bev=None, index: int | None = None, missing: 
     if (bad_mass & keep).any():
         row = int(np.flatnonzero(bad_mass & keep)[0])
         raise ReaderError(
-            f"{path}: BODYS({row + 1}) (NAME {conf.name[row]}) is {float(conf.mass[row])!r}; expected a "
-            "mass >= 0"
+            f"{path}: BODYS({row + 1}) (NAME {conf.name[row]}) is {float(conf.mass[row])!r}; "
+            "expected a mass >= 0"
         )
     massless = keep & (conf.mass == 0)
     keep &= conf.mass > 0
@@ -829,10 +832,12 @@ def read_nbody6(path, *, sev=None, bev=None, index: int | None = None, missing: 
         raise ReaderError(f"{files}: NAME {dup} has more than one row at this time")
     order = np.argsort(hr_name, kind="stable")
     sorted_names = hr_name[order]
-    pos_in = np.searchsorted(sorted_names, star_names)
-    pos_in = np.clip(pos_in, 0, max(sorted_names.size - 1, 0))
-    found = (sorted_names.size > 0) & (sorted_names[pos_in] == star_names) if sorted_names.size \
-        else np.zeros(star_names.size, dtype=bool)
+    if sorted_names.size:
+        pos_in = np.clip(np.searchsorted(sorted_names, star_names), 0, sorted_names.size - 1)
+        found = sorted_names[pos_in] == star_names
+    else:
+        pos_in = np.zeros(star_names.size, dtype=np.int64)
+        found = np.zeros(star_names.size, dtype=bool)
     n_missing = int((~found).sum())
     if n_missing and missing == "raise":
         listed = ", ".join(str(int(n)) for n in star_names[~found][:10])

@@ -161,7 +161,8 @@ def load_table(path, format: str, *, hdu=None, dataset: str | None = None) -> Ta
     """
     path = as_path(path)
     if format not in TABLE_FORMATS:
-        raise ReaderError(f"{path}: unknown table format {format!r}; expected one of {TABLE_FORMATS}")
+        raise ReaderError(f"{path}: unknown table format {format!r}; expected one of "
+                          f"{TABLE_FORMATS}")
     size = check_readable(path)
     if size == 0:
         raise ReaderError(f"{path}: empty file (0 bytes); expected a {format} table")
@@ -184,7 +185,7 @@ def load_table(path, format: str, *, hdu=None, dataset: str | None = None) -> Ta
             return _read_parquet(path)
     except ReaderError:
         raise
-    except Exception as exc:  # noqa: BLE001 -- any parser failure is a bad file: re-raise with context
+    except Exception as exc:  # noqa: BLE001 -- a parser failure means a bad file: add context
         raise ReaderError(
             f"{path}: cannot read as {format} ({type(exc).__name__}: {_short(exc)})"
         ) from exc
@@ -268,8 +269,10 @@ def _find_log_alias(table: Table, target: str, used: set, where: str):
     return hits[0] if hits else None
 
 
-def _split_units_in_names(table: Table) -> Table:
-    """Rename ``"x [au]"`` to ``x`` with unit au (only for columns without a unit)."""
+def _split_units_in_names(table: Table) -> tuple[Table, dict[str, str]]:
+    """Rename ``"x [au]"`` to ``x`` with unit au (only for columns without a unit).
+
+    Returns the table and the old -> new names."""
     renames = {}
     for name in table.colnames:
         m = _UNIT_IN_NAME.match(name)
@@ -284,12 +287,12 @@ def _split_units_in_names(table: Table) -> Table:
             continue
         renames[name] = (new, unit)
     if not renames:
-        return table
+        return table, {}
     table = table.copy(copy_data=False)
     for old, (new, unit) in renames.items():
         table.rename_column(old, new)
         table[new].unit = unit
-    return table
+    return table, {old: new for old, (new, _) in renames.items()}
 
 
 def _column_values(column, target: str, where: str) -> np.ndarray:
@@ -349,7 +352,8 @@ def map_columns(table: Table, *, columns: Mapping[str, str] | None = None,
         if src not in table.colnames:
             raise ReaderError(f"{where}: column {src!r} (given for {key!r}) is not in the table; "
                               f"it has {table.colnames}")
-    table = _split_units_in_names(table)
+    table, renamed = _split_units_in_names(table)
+    columns = {key: renamed.get(src, src) for key, src in columns.items()}
 
     chosen: dict[str, tuple[str, bool, int | None]] = {}  # target -> (source, is_log, component)
     used = set(columns.values())
@@ -417,11 +421,11 @@ def map_columns(table: Table, *, columns: Mapping[str, str] | None = None,
                 raise ReaderError(f"{where}: column {src!r} looks like log10 {target} but has "
                                   f"unit {unit}; expected no unit or dex")
         if target == "kstar":
-            bad = ~np.isfinite(values) | (values != np.round(values))
+            bad = ~np.isfinite(values) | (values != np.round(values)) | (np.abs(values) > 32767)
             if bad.any():
                 row = int(np.flatnonzero(bad)[0])
-                raise ReaderError(f"{where}: column {src!r} (kstar) has {values[row]!r} at row "
-                                  f"{row}; expected an integer SSE type")
+                raise ReaderError(f"{where}: column {src!r} (kstar) has {float(values[row])!r} at "
+                                  f"row {row}; expected an integer SSE type")
             out[target] = values.astype(np.int64)
             continue
         if unit is not None:
@@ -610,8 +614,9 @@ def write_table(snapshot: Snapshot, path, *, format: str | None = None,
     >>> import tempfile, pathlib
     >>> s = Snapshot(x=[0, 1], y=[0, 0], z=[0, 0], vx=[0, 0], vy=[0, 0], vz=[0, 0],
     ...              mass=[1.0, 0.5], radius=[1.0, 0.5], luminosity=[1.0, 0.05], time=12.0)
-    >>> out = write_table(s, pathlib.Path(tempfile.mkdtemp()) / "snap.ecsv")
-    >>> read_table(out).time
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     out = write_table(s, pathlib.Path(tmp) / "snap.ecsv")
+    ...     print(read_table(out).time)
     12.0
     """
     path = Path(os.fspath(path))
