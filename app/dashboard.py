@@ -15,7 +15,7 @@ from bokeh.plotting import figure
 from pidoc_core.evolution import paper_runs
 from pidoc_core.imager import ObservationSetup, observe
 
-pn.extension(inline=True, sizing_mode="stretch_width")
+pn.extension(inline=True)
 
 
 def _runs():
@@ -43,7 +43,7 @@ def _image_figure(title: str, label: str, low: float, high: float):
     mapper = LinearColorMapper(palette="Viridis256", low=low, high=high)
     source = ColumnDataSource({"image": [np.zeros((160, 160), dtype=np.float32)]})
     fig = figure(title=title, x_range=(-20, 20), y_range=(-20, 20), match_aspect=True,
-                 x_axis_label="x (arcsec)", y_axis_label="y (arcsec)", height=380,
+                 x_axis_label="x (arcsec)", y_axis_label="y (arcsec)", width=480, height=420,
                  toolbar_location="above", tools="pan,wheel_zoom,box_zoom,reset,hover",
                  tooltips=[(label, "@image")])
     fig.image(image="image", x=-20, y=-20, dw=40, dh=40, color_mapper=mapper, source=source)
@@ -53,7 +53,7 @@ def _image_figure(title: str, label: str, low: float, high: float):
 
 flux_fig, flux_source = _image_figure("Mock V-band observation", "log10 F (Lsun kpc^-2)", -7.5, -2.5)
 mass_fig, mass_source = _image_figure("True mass map", "log10 M (Msun)", -2.5, 1.5)
-numbers = pn.pane.Markdown(sizing_mode="stretch_width")
+numbers = pn.pane.Markdown(width=900)
 
 
 def update(*_events) -> None:
@@ -80,6 +80,6 @@ for widget in (run, time_gyr, distance, psf, shift_x, shift_y, rotation):
 update()
 
 controls = pn.Column("### Observing conditions", run, time_gyr, distance, psf, shift_x, shift_y,
-                     rotation, width=320, sizing_mode="fixed")
+                     rotation, width=320)
 page = pn.Row(controls, pn.Column(numbers, pn.Row(pn.pane.Bokeh(flux_fig), pn.pane.Bokeh(mass_fig))))
 pn.Column("# π-DOC Explorer", page).servable(title="π-DOC Explorer")

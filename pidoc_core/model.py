@@ -35,7 +35,6 @@ import threading
 from datetime import datetime, timezone
 from pathlib import Path
 
-import h5py
 import keras
 import numpy as np
 import xarray as xr
@@ -290,8 +289,15 @@ def _load_v01_network(release_dir, json_name, h5_pattern, kwargs_of, builder, ex
         if isinstance(exc, ModelError):
             raise
         raise ModelError(f"cannot read Keras 2 model config {json_path}: {exc}") from exc
-    model = builder(**kwargs)
-    k2_names = _check_topology(k2_config, model, json_path)
+    try:
+        model = builder(**kwargs)
+        k2_names = _check_topology(k2_config, model, json_path)
+    except ModelError:
+        raise
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise ModelError(
+            f"{json_path}: this architecture cannot be rebuilt with pi-DOC's builders: {exc!r}"
+        ) from exc
     _set_keras2_weights(model, k2_names, h5)
     info = {
         "config": json_path.name,

@@ -25,6 +25,7 @@ __all__ = [
     "Snapshot",
     "teff_from_luminosity_radius",
     "DARK_KSTAR",
+    "KSTAR_RANGE",
 ]
 
 #: Required columns and their units.
@@ -45,6 +46,9 @@ OPTIONAL_COLUMNS: dict[str, u.UnitBase] = {"teff": u.K, "kstar": u.dimensionless
 #: SSE stellar types (Hurley et al. 2000) that emit no light: neutron star, black hole, massless
 #: remnant. White dwarfs (10-12) keep their (faint) light.
 DARK_KSTAR: tuple[int, ...] = (13, 14, 15)
+
+#: Accepted range of SSE stellar types (Hurley et al. 2000 use 0-15; codes add -1 for special cases).
+KSTAR_RANGE: tuple[int, int] = (-1, 20)
 
 #: Nominal solar effective temperature (IAU 2015 Resolution B3), K.
 TEFF_SUN_K = 5772.0
@@ -147,9 +151,19 @@ class Snapshot:
             if value is None:
                 continue
             try:
-                arr = np.array(value, dtype=np.int16 if col == "kstar" else np.float64)
+                arr = np.array(value, dtype=np.float64)
             except (TypeError, ValueError) as exc:
                 raise SnapshotError(f"column {col!r} is not numeric: {exc}") from None
+            if col == "kstar" and arr.ndim == 1:
+                bad = ~np.isfinite(arr) | (arr != np.round(arr)) | (arr < KSTAR_RANGE[0]) | (
+                    arr > KSTAR_RANGE[1])
+                if bad.any():
+                    row = _first_bad(bad)
+                    raise SnapshotError(
+                        f"column 'kstar' must hold integer SSE types in {KSTAR_RANGE[0]}..."
+                        f"{KSTAR_RANGE[1]}; row {row} has {arr[row]!r}"
+                    )
+                arr = arr.astype(np.int16)
             if arr.ndim != 1:
                 raise SnapshotError(f"column {col!r} must be one-dimensional, got shape {arr.shape}")
             arr.setflags(write=False)

@@ -40,6 +40,8 @@ def test_teff_follows_stefan_boltzmann():
          "column 'radius' is 0 for a luminous star at row 1"),
         (dict(mass=np.array(["a", "b", "c", "d", "e"])), "column 'mass' is not numeric"),
         (dict(mass=np.ones((5, 2))), "column 'mass' must be one-dimensional"),
+        (dict(kstar=[1, 1, 2.5, 1, 1]), r"column 'kstar' must hold integer SSE types in -1...20; row 2"),
+        (dict(kstar=[1, 70000, 1, 1, 1]), "column 'kstar' must hold integer SSE types.*row 1"),
     ],
 )
 def test_validation_names_column_and_first_bad_row(overrides, message):
