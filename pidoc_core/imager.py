@@ -350,21 +350,28 @@ def render(snapshot: Snapshot, setup: ObservationSetup, *, padded: bool = False)
     x, y = _sky_positions(snapshot, setup)
     n, size = setup.n_pixels, setup.canvas_pixels
     offset = (size - n) // 2
-    ix = np.floor((x + setup.fov_arcsec / 2.0) / setup.pixel_arcsec).astype(np.int64) + offset
-    iy = np.floor((y + setup.fov_arcsec / 2.0) / setup.pixel_arcsec).astype(np.int64) + offset
-    on = (ix >= 0) & (ix < size) & (iy >= 0) & (iy < size)
-    flat = iy[on] * size + ix[on]
+    origin = setup.fov_arcsec / 2.0
+    ix = np.floor((x + origin) / setup.pixel_arcsec).astype(np.intp)
+    iy = np.floor((y + origin) / setup.pixel_arcsec).astype(np.intp)
+    ix += offset
+    iy += offset
+    flat = iy * size + ix
+    off = (ix < 0) | (ix >= size) | (iy < 0) | (iy >= size)
+    if off.any():  # stars beyond the canvas cannot reach the field: weigh them 0 in bin 0
+        flat[off] = 0
+        lum_v = np.where(off, 0.0, lum_v)
+        mass = np.where(off, 0.0, mass)
     flux_per_lum = 1.0 / (4.0 * math.pi * setup.distance_kpc**2)
     canvas = np.stack([
-        np.bincount(flat, weights=lum_v[on], minlength=size * size) * flux_per_lum,
-        np.bincount(flat, weights=mass[on], minlength=size * size),
+        np.bincount(flat, weights=lum_v * flux_per_lum, minlength=size * size),
+        np.bincount(flat, weights=mass, minlength=size * size),
     ]).reshape(2, size, size)
     flux_k, mass_k = _kernel_spectra(size, setup.moffat_gamma_px, setup.moffat_beta,
                                      setup.moffat_radius_px, setup.smooth_sigma_px)
-    spectrum = scipy.fft.rfft2(canvas, workers=1)
+    spectrum = scipy.fft.rfft2(canvas, workers=1, overwrite_x=True)
     spectrum[0] *= flux_k
     spectrum[1] *= mass_k
-    maps = scipy.fft.irfft2(spectrum, s=(size, size), workers=1)
+    maps = scipy.fft.irfft2(spectrum, s=(size, size), workers=1, overwrite_x=True)
     if not padded:
         maps = maps[:, offset : offset + n, offset : offset + n]
     np.maximum(maps, 0.0, out=maps)  # FFT round-off can leave -1e-20 where there is nothing

@@ -17,7 +17,7 @@ import numpy as np
 __all__ = ["CODE_VERSION", "resolve_cache_dir", "cache_key", "save_npz", "load_npz"]
 
 #: Bump when a change to the physics or file layout invalidates cached results.
-CODE_VERSION = "evolution-1"
+CODE_VERSION = "evolution-2"
 
 _ENV = "PIDOC_CACHE_DIR"
 

@@ -12,7 +12,8 @@ import numpy as np
 
 from ..snapshot import Snapshot
 from ._cache import CODE_VERSION, cache_key, load_npz, resolve_cache_dir, save_npz
-from .dynamics import GlobalHistory, run_cbhbd, segregation_delta, spitzer_trh_gyr
+from .dynamics import (GlobalHistory, concentration_w0, run_cbhbd, segregation_delta,
+                       spitzer_trh_gyr)
 from .imf import sample_kroupa
 from .massfunction import RetentionTable, build_retention
 from .phasespace import NodeModel, component_index, sample_stars, solve_node
@@ -67,6 +68,10 @@ class ClusterEvolution:
     sse_grid_masses : int, optional
         Initial masses in the SSE table (default scales with ``n_stars``, at most 11,000); a
         coarser table builds faster but evolves more stars exactly per snapshot.
+    retain_bhs : bool, optional
+        Keep cbhbd's retained black holes (their heating inflates rh). Default False: natal
+        kicks remove (nearly) all BHs, as in the NBODY6 runs the paper uses (see
+        :mod:`pidoc_core.evolution.dynamics`).
 
     Examples
     --------
@@ -75,7 +80,8 @@ class ClusterEvolution:
     """
 
     def __init__(self, rh0_pc, n_stars=50_000, galactocentric_kpc=15.0, metallicity=0.001, *,
-                 seed=2021, name=None, cache_dir=None, progress=True, sse_grid_masses=None):
+                 seed=2021, name=None, cache_dir=None, progress=True, sse_grid_masses=None,
+                 retain_bhs=False):
         self.rh0_pc = _positive("rh0_pc", rh0_pc)
         self.n_stars = _positive("n_stars", n_stars, integer=True)
         if self.n_stars < 500:
@@ -96,9 +102,11 @@ class ClusterEvolution:
             self.n_mass = _positive("sse_grid_masses", sse_grid_masses, integer=True)
             if self.n_mass < 200:
                 raise ValueError(f"sse_grid_masses must be >= 200, got {sse_grid_masses!r}")
+        self.retain_bhs = bool(retain_bhs)
         self._params = dict(rh0_pc=self.rh0_pc, n_stars=self.n_stars, seed=self.seed,
                             galactocentric_kpc=self.galactocentric_kpc,
-                            metallicity=self.metallicity, n_mass=self.n_mass)
+                            metallicity=self.metallicity, n_mass=self.n_mass,
+                            retain_bhs=self.retain_bhs)
         self.key = cache_key("run", **self._params)
         self._state = None
         self.setup_seconds = None
@@ -156,7 +164,7 @@ class ClusterEvolution:
         bar.set_postfix_str("cbhbd")
         hist = run_cbhbd(n_stars=self.n_stars, rh0_pc=self.rh0_pc,
                          galactocentric_kpc=self.galactocentric_kpc, metallicity=self.metallicity,
-                         seed=self.seed)
+                         seed=self.seed, retain_bhs=self.retain_bhs)
         bar.update()
         bar.set_postfix_str("ssptools")
         times = AGES_GYR[(AGES_GYR > 0) & (AGES_GYR <= hist.t[-1] + 1e-9)]
@@ -169,6 +177,7 @@ class ClusterEvolution:
         inv = 1.0 / trh
         n_relax = np.r_[0.0, np.cumsum(0.5 * (inv[1:] + inv[:-1]) * np.diff(hist.t))]
         delta = segregation_delta(n_relax)
+        w0_law = concentration_w0(n_relax)
         bar.set_postfix_str("SSE table")
         self._table = getattr(self, "_table", None) or StellarTable(
             self.metallicity, n_mass=self.n_mass, cache_dir=self.cache_dir, progress=self.progress)
@@ -178,7 +187,8 @@ class ClusterEvolution:
         for level in (0.15, 0.3, 0.42):
             if delta[-1] > level:
                 t_nodes.append(float(np.interp(level, delta, hist.t)))
-        t_nodes += [x for x in (1.0, 3.0, 6.0, 10.0, 14.0) if x <= hist.t[-1] + 1e-9]
+        t_nodes += [x for x in (1.0, 2.0, 3.5, 5.0, 7.0, 9.5, 12.0, 14.0)
+                    if x <= hist.t[-1] + 1e-9]
         t_nodes = sorted(set(np.round(t_nodes, 3)))
         merged = [t_nodes[0]]
         for x in t_nodes[1:]:
@@ -198,7 +208,8 @@ class ClusterEvolution:
             cn = np.bincount(comp, weights=frac, minlength=_NCOMP)
             rt_rh = float(hist.at("r_jacobi", tn) / hist.at("rh", tn))
             nodes.append(solve_node(cm, cn, delta=float(np.interp(tn, hist.t, delta)),
-                                    rt_over_rh=rt_rh))
+                                    rt_over_rh=rt_rh,
+                                    w0=float(np.interp(tn, hist.t, w0_law))))
             bar.update()
         bar.close()
         nmax = max(n.r.size for n in nodes)
@@ -208,7 +219,7 @@ class ClusterEvolution:
             return np.concatenate([a, np.repeat(a[..., -1:], nmax - a.shape[-1], axis=-1)], axis=-1)
 
         return dict(
-            **hist.as_arrays(), **ret.as_arrays(), n_relax=n_relax, delta=delta,
+            **hist.as_arrays(), **ret.as_arrays(), n_relax=n_relax, delta=delta, w0_law=w0_law,
             node_t=t_nodes, node_len=np.array([n.r.size for n in nodes]),
             node_g=np.array([n.g for n in nodes]), node_delta=np.array([n.delta for n in nodes]),
             node_w0=np.array([n.w0 for n in nodes]), node_rt=np.array([n.rt for n in nodes]),
@@ -294,7 +305,8 @@ class ClusterEvolution:
                     n_stars_initial=self.n_stars, galactocentric_kpc=self.galactocentric_kpc,
                     metallicity=self.metallicity, mass_cbhbd=gs["mass"], rh_cbhbd=gs["rh"],
                     r_jacobi=gs["r_jacobi"], n_relax=gs["n_relax"], delta=float(data["delta"]),
-                    w0=float(data["w0"]), n_exact_sse=int(data["n_exact"]))
+                    w0=float(data["w0"]), g=float(data["g"]), rt_model=float(data["rt"]),
+                    retain_bhs=self.retain_bhs, n_exact_sse=int(data["n_exact"]))
         cols = {k: data[k].astype(np.float64) for k in
                 ("x", "y", "z", "vx", "vy", "vz", "mass", "radius", "luminosity")}
         return Snapshot(**cols, kstar=data["kstar"], time=t, name=self.name, meta=meta)
@@ -318,7 +330,9 @@ class ClusterEvolution:
                     vy=f32(vel[:, 1]), vz=f32(vel[:, 2]), mass=f32(mass),
                     radius=f32(stars["radius"][keep]), luminosity=f32(stars["luminosity"][keep]),
                     kstar=stars["kstar"][keep].astype(np.int16), delta=np.array(node.delta),
-                    w0=np.array(node.w0), n_exact=np.array(stars["n_exact"]))
+                    w0=np.array(node.w0), g=np.array(node.g),
+                    rt=np.array(node.rt * float(hist.at("rh", t))),
+                    n_exact=np.array(stars["n_exact"]))
 
 
 def paper_runs(*, n_stars=50_000, seed=2021, cache_dir=None, progress=True):

@@ -33,11 +33,17 @@ import numpy as np
 
 from .imf import KROUPA_BREAKS, KROUPA_SLOPES
 
-__all__ = ["DELTA_MAX", "N_SEG", "segregation_delta", "GlobalHistory", "run_cbhbd",
-           "spitzer_trh_gyr"]
+__all__ = ["DELTA_MAX", "N_SEG", "W0_START", "W0_LATE", "N_CONC", "segregation_delta",
+           "concentration_w0", "GlobalHistory", "run_cbhbd", "spitzer_trh_gyr"]
 
 DELTA_MAX = 0.5
 N_SEG = 2.0
+#: Central potential of the law at birth (a Plummer sphere's central concentration).
+W0_START = 5.0
+#: Central potential the law tends to after many relaxation times (near core collapse).
+W0_LATE = 8.5
+#: e-folding of the concentration law, half-mass relaxation times.
+N_CONC = 4.0
 _G_MYR = 0.004499  # pc^3 / (Msun Myr^2)
 
 
@@ -45,6 +51,20 @@ def segregation_delta(n_relax):
     """limepy ``delta`` for a number of elapsed half-mass relaxation times (see module notes)."""
     n = np.maximum(np.asarray(n_relax, float), 0.0)
     return DELTA_MAX * (1.0 - np.exp(-n / N_SEG))
+
+
+def concentration_w0(n_relax):
+    """Central potential W0 of the structural model after ``n_relax`` relaxation times.
+
+    ``W0(N) = W0_START + (W0_LATE - W0_START) * (1 - exp(-N / N_CONC))`` (see module notes).
+
+    Examples
+    --------
+    >>> float(concentration_w0(0.0))
+    5.0
+    """
+    n = np.maximum(np.asarray(n_relax, float), 0.0)
+    return W0_START + (W0_LATE - W0_START) * (1.0 - np.exp(-n / N_CONC))
 
 
 def spitzer_trh_gyr(mass, rh, n_objects):
@@ -112,7 +132,7 @@ class GlobalHistory:
 
 
 def run_cbhbd(*, n_stars, rh0_pc, galactocentric_kpc, metallicity, tend_gyr=14.0, seed=0,
-              dt_gyr=0.01):
+              dt_gyr=0.01, retain_bhs=False):
     """Run cbhbd for a cluster and tabulate its global history.
 
     Parameters
@@ -131,6 +151,10 @@ def run_cbhbd(*, n_stars, rh0_pc, galactocentric_kpc, metallicity, tend_gyr=14.0
         Seed passed to cbhbd.
     dt_gyr : float
         Output spacing, Gyr.
+    retain_bhs : bool
+        Keep cbhbd's black-hole population (natal kicks scaled by fallback, so most massive
+        BHs stay and power the expansion of rh). False (default) runs cbhbd without BHs, as in
+        NBODY6 runs where natal kicks remove (nearly) all of them (see module notes).
 
     Returns
     -------
@@ -147,7 +171,8 @@ def run_cbhbd(*, n_stars, rh0_pc, galactocentric_kpc, metallicity, tend_gyr=14.0
             run = CBHBD(N=int(n_stars), rh0=float(rh0_pc), rg=float(galactocentric_kpc),
                         Z=float(metallicity), tend=float(tend_gyr) * 1e3,
                         m_breaks=list(KROUPA_BREAKS), a_slopes=list(KROUPA_SLOPES),
-                        compute_mergers=False, verbose=False, seed=int(seed))
+                        compute_mergers=False, verbose=False, seed=int(seed),
+                        BH=bool(retain_bhs))
         finally:
             np.random.set_state(state)
             np.seterr(**err)  # cbhbd silences numpy warnings globally on import
@@ -155,7 +180,10 @@ def run_cbhbd(*, n_stars, rh0_pc, galactocentric_kpc, metallicity, tend_gyr=14.0
     t_end = float(min(tend_gyr, cl.t.max()))
     t = np.round(np.arange(0.0, t_end + 1e-9, dt_gyr), 10)
     mst = np.array([float(cl.Mst_interp(x)) for x in t])
-    mbh = np.maximum(np.array([float(cl.Mbh_interp(x)) for x in t]), 0.0)
+    if retain_bhs:
+        mbh = np.maximum(np.array([float(cl.Mbh_interp(x)) for x in t]), 0.0)
+    else:
+        mbh = np.zeros(t.size)
     mbh[mbh < 1.0] = 0.0
     rh = np.array([float(cl.rh_interp(x)) for x in t])
     mass = mst + mbh

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import gammainc
 
-__all__ = ["COMPONENT_EDGES", "HEAVY_CAP", "G_KMS", "NodeModel", "solve_node", "sample_stars",
+__all__ = ["COMPONENT_EDGES", "HEAVY_CAP", "G_RANGE", "G_KMS", "NodeModel", "solve_node", "sample_stars",
            "component_index"]
 
 #: Edges (Msun, current mass) of the model's mass components.
@@ -31,7 +31,9 @@ COMPONENT_EDGES = np.array([0.0, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.95, 1.2, 1
 HEAVY_CAP = 2.0
 #: Gravitational constant, (km/s)^2 pc / Msun.
 G_KMS = 0.004302
-_W0_RANGE = (3.0, 8.0)
+_W0_RANGE = (3.0, 9.0)
+#: Allowed truncation indices g (Gieles & Zocchi 2015: 0 <= g < 3.5; finite mass for g < 2.5).
+G_RANGE = (0.0, 2.5)
 
 
 def component_index(mass):
@@ -86,8 +88,16 @@ def _solve(w0, g, mj, mjtot, delta):
         np.random.set_state(state)
 
 
-def solve_node(comp_mass, comp_number, *, delta, rt_over_rh, g=1.5):
-    """Solve a multimass model with truncation matched to ``rt_over_rh`` where possible.
+def solve_node(comp_mass, comp_number, *, delta, rt_over_rh, w0, g_range=G_RANGE, tol=0.04):
+    """Solve a multimass model of given W0 whose truncation matches ``rt_over_rh`` through g.
+
+    The central potential ``w0`` comes from the dynamical-state law
+    (:func:`pidoc_core.evolution.dynamics.concentration_w0`); the truncation index g is then found
+    within ``g_range`` (regula falsi on log(r_t/r_h), which grows monotonically with g at fixed
+    W0) so that r_t/r_h equals the wanted Jacobi radius over half-mass radius. If even the
+    sharpest truncation (g = g_range[0]) is too extended, W0 is lowered in steps of 0.5 (down to
+    3); if the most extended one (g = g_range[1]) is too compact, the closest model is kept and
+    its truncation is recorded in ``rt``.
 
     Parameters
     ----------
@@ -99,8 +109,12 @@ def solve_node(comp_mass, comp_number, *, delta, rt_over_rh, g=1.5):
         Segregation index (0 = no segregation, 0.5 = Peuten et al. 2017).
     rt_over_rh : float, keyword-only
         Wanted truncation over half-mass radius (Jacobi radius / rh).
-    g : float, keyword-only
-        Truncation index (1 = King, 2 = Wilson).
+    w0 : float, keyword-only
+        Wanted dimensionless central potential of the mean-mass component.
+    g_range : (float, float), keyword-only
+        Allowed truncation indices (0 = Woolley, 1 = King, 2 = Wilson; limepy allows < 3.5).
+    tol : float, keyword-only
+        Accepted relative mismatch of r_t/r_h.
 
     Returns
     -------
@@ -114,33 +128,65 @@ def solve_node(comp_mass, comp_number, *, delta, rt_over_rh, g=1.5):
     mj = comp_mass[present] / comp_number[present]
     mtot = comp_mass[present]
     caps = (HEAVY_CAP, 1.5, 1.2)
-    model = None
     target = np.log(max(float(rt_over_rh), 1.01))
+    g_lo, g_hi = (float(x) for x in g_range)
 
-    def attempt(w0):
+    def attempt(w, g):
         for cap in caps:
             try:
-                m = _solve(w0, g, np.minimum(mj, cap), mtot, delta)
-                if m.converged:
+                m = _solve(w, g, np.minimum(mj, cap), mtot, delta)
+                if m.converged and np.isfinite(m.rt) and m.rt > m.rh:
                     return m
-            except (ValueError, FloatingPointError, ZeroDivisionError):
+            except (ValueError, FloatingPointError, ZeroDivisionError, IndexError):
                 continue
         return None
 
-    lo, hi = _W0_RANGE
-    m_lo, m_hi = attempt(lo), attempt(hi)
-    cands = [(w, m) for w, m in ((lo, m_lo), (hi, m_hi)) if m is not None]
+    def mismatch(m):
+        return np.log(m.rt / m.rh) - target
+
+    w = float(np.clip(w0, _W0_RANGE[0], _W0_RANGE[1]))
+    cands = []
+    while True:
+        m_lo = attempt(w, g_lo)
+        if m_lo is not None:
+            cands.append((w, g_lo, m_lo))
+            if mismatch(m_lo) <= 0 or w <= _W0_RANGE[0]:
+                break
+        elif w <= _W0_RANGE[0]:
+            break
+        w = max(w - 0.5, _W0_RANGE[0])  # even g = g_lo truncates too far out: less concentrated
+    m_hi = attempt(w, g_hi)
+    if m_hi is not None:
+        cands.append((w, g_hi, m_hi))
+    if m_lo is not None and m_hi is not None and mismatch(m_lo) < 0 < mismatch(m_hi):
+        a, fa, b, fb = g_lo, mismatch(m_lo), g_hi, mismatch(m_hi)
+        side = 0
+        for _ in range(8):  # Illinois regula falsi
+            g = b - fb * (b - a) / (fb - fa)
+            m = attempt(w, g)
+            if m is None:
+                g = 0.5 * (a + b)
+                m = attempt(w, g)
+                if m is None:
+                    break
+            cands.append((w, g, m))
+            fg = mismatch(m)
+            if abs(fg) < tol:
+                break
+            if fg * fb > 0:
+                b, fb = g, fg
+                if side == -1:
+                    fa *= 0.5
+                side = -1
+            else:
+                a, fa = g, fg
+                if side == 1:
+                    fb *= 0.5
+                side = 1
     if not cands:
-        raise RuntimeError(f"limepy did not converge for delta={delta:.3f}, components {mj}")
-    if len(cands) == 2:
-        f_lo = np.log(m_lo.rt / m_lo.rh) - target
-        f_hi = np.log(m_hi.rt / m_hi.rh) - target
-        if f_lo * f_hi < 0:
-            w = lo + (hi - lo) * f_lo / (f_lo - f_hi)
-            m_mid = attempt(w)
-            if m_mid is not None:
-                cands.append((w, m_mid))
-    w0, model = min(cands, key=lambda c: abs(np.log(c[1].rt / c[1].rh) - target))
+        raise RuntimeError(f"limepy did not converge for W0={w0:.2f}, delta={delta:.3f}, "
+                           f"components {mj}")
+    w0, g, model = min(cands, key=lambda c: abs(mismatch(c[2])))
     # scale to rh = 1 (model was solved with rh=1 already)
     r = np.asarray(model.r, float)
     phi = np.asarray(model.phi, float)

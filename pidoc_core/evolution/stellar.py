@@ -11,7 +11,10 @@ makes the cluster several times too bright.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import tempfile
+import threading
 import warnings
 from functools import lru_cache
 from pathlib import Path
@@ -26,6 +29,7 @@ __all__ = ["AGES_GYR", "StellarTable", "evolve_exact", "phase_group", "mass_grid
 AGES_GYR = np.round(np.arange(0, 141) * 0.1, 10)
 _DTP_MYR = 100.0
 _DARK = (13, 14, 15)
+_COSMIC_LOCK = threading.Lock()
 
 
 def phase_group(kstar):
@@ -87,9 +91,12 @@ def _run_cosmic(m0, tphysf_myr, dtp_myr, metallicity):
         kstar2=np.full(n, 15), metallicity=np.full(n, float(metallicity)))
     # COSMIC seeds from numpy's global generator when no seed is given: give one, and keep the
     # caller's global state untouched.
+    # COSMIC's Fortran writes scratch files (fort.99) into the current directory: run it in a
+    # private temporary directory (the working directory is process-wide, hence the lock).
     state = np.random.get_state()
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _COSMIC_LOCK, tempfile.TemporaryDirectory(
+                prefix="pidoc-cosmic-") as scratch, contextlib.chdir(scratch):
             warnings.simplefilter("ignore")
             _, bcm, _, _ = Evolve.evolve(initialbinarytable=ibt, BSEDict=_bse_dict(),
                                          SSEDict={"stellar_engine": "sse"}, dtp=float(dtp_myr),
