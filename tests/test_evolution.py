@@ -1,7 +1,8 @@
 """Physics tests of the embedded cluster-evolution source (pidoc_core.evolution).
 
 One MW15-like run (N = 50,000, rh0 = 3.2 pc, 15 kpc, Z = 0.001) is set up once per module in a
-temporary cache, with a coarse SSE table (1,500 masses) to keep the one-time set-up near a minute.
+temporary cache, with a coarse SSE table (1,500 masses) to keep the one-time set-up under a
+minute (whole file ~70 s on 2 cores).
 """
 
 from __future__ import annotations
@@ -111,21 +112,50 @@ def test_segregation_grows_with_relaxation(run, snaps):
 
 
 def test_field_mass_and_luminosity_match_paper_ranges(run):
-    ok = 0
+    from pidoc_core.imager import ObservationSetup, observe
+
+    ok, n = 0, 0
     times = (1.0, 4.0, 8.0, 11.0, 12.5, 14.0)
     for t in times:
         s = run.snapshot(t)
         for d in (10, 25, 50, 100):
             m = s.mass[_field(s, d)].sum()
             ok += 3.0 <= np.log10(m) <= 4.5
-    # Fig. 10 range 10^3-10^4.5 Msun holds for most (time, distance) pairs; at 10 kpc the
-    # rh0 = 3.2 pc analogue is too diffuse (~10^2.5-10^2.7 Msun): a known limit of the
-    # low-W0 lowered isothermal models for tidally filling clusters (see package notes).
-    assert ok >= 0.7 * 4 * len(times)
-    lv = _v_lum(run.snapshot(12.5))
+            n += 1
+    # Sect. 2.2 / Fig. 10: field masses span ~10^3-10^4.5 Msun; "most" pairs must be inside.
+    assert ok >= 0.8 * n, (ok, n)
+    # the dense centre: at 15 kpc the 40" field holds 10^3.0-10^3.8 Msun (imager, PSF 1")
+    s = run.snapshot(12.5)
+    fm = observe(s, ObservationSetup(distance_kpc=15, psf_fwhm_arcsec=1.0)).attrs["field_mass_msun"]
+    assert 3.0 <= np.log10(fm) <= 3.8, np.log10(fm)
+    # Fig. 10: field L_V of > 11 Gyr maps at 10-40 kpc lies in ~300-5000 Lsun
+    lv = _v_lum(s)
     for d in (10, 20, 40):
-        s = run.snapshot(12.5)
         assert 300 <= lv[_field(s, d)].sum() <= 5000, d
+
+
+def test_structure_tracks_jacobi_radius_and_concentrates(run):
+    """rt = rJ through g (0..2.5) while W0 follows the dynamical-state law (concentration grows)."""
+    d = run._state
+    want = np.interp(d["node_t"], d["h_t"], d["h_r_jacobi"] / d["h_rh"])
+    late = d["node_t"] >= 1.0
+    np.testing.assert_allclose(d["node_rt"][late], want[late], rtol=0.1)
+    assert np.all((d["node_g"] >= 0) & (d["node_g"] <= 2.5))
+    assert d["node_w0"][0] <= 5.5 and d["node_w0"][-1] >= 7.5
+    assert np.all(np.diff(d["node_w0"]) >= -0.51)
+    # cbhbd without retained BHs (NBODY6-like kicks): rh stays within ~4-7 pc after 1 Gyr
+    rh = np.interp([1.0, 4.0, 8.0, 14.0], d["h_t"], d["h_rh"])
+    assert np.all((rh > 4.0) & (rh < 7.5)), rh
+    assert run.global_state(8.0)["mass_bh"] == 0.0
+
+
+def test_cosmic_leaves_no_files_in_cwd(tmp_path, monkeypatch):
+    from pidoc_core.evolution.stellar import evolve_exact
+
+    monkeypatch.chdir(tmp_path)
+    k, m, _, _ = evolve_exact([1.0, 25.0], 12.0, 0.001)
+    assert k[0] in (10, 11, 12) and k[1] in (13, 14)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_cache_and_export(run, snaps, tmp_path):

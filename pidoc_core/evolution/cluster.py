@@ -209,7 +209,8 @@ class ClusterEvolution:
             rt_rh = float(hist.at("r_jacobi", tn) / hist.at("rh", tn))
             nodes.append(solve_node(cm, cn, delta=float(np.interp(tn, hist.t, delta)),
                                     rt_over_rh=rt_rh,
-                                    w0=float(np.interp(tn, hist.t, w0_law))))
+                                    w0=float(np.interp(tn, hist.t, w0_law)),
+                                    g_guess=nodes[-1].g if nodes else 2.0))
             bar.update()
         bar.close()
         nmax = max(n.r.size for n in nodes)

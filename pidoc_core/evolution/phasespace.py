@@ -1,9 +1,9 @@
 """Phase-space coordinates from multimass lowered isothermal models (astro-limepy).
 
 A model is solved (``limepy.limepy``) in units G = M = rh = 1 for a set of mass components and a
-segregation index ``delta``; its central potential W0 is chosen so that its truncation radius
-matches the Jacobi radius from cbhbd where a lowered isothermal model can reach it (they cannot
-be much less than tidally filling: r_t/r_h <~ 10-20). Stars are then drawn from the model's
+segregation index ``delta`` and a central potential W0 given by the concentration law of
+:mod:`.dynamics`; its truncation index g (0 <= g <= 2.5, Gieles & Zocchi 2015) is solved for so
+that its truncation radius matches the Jacobi radius from cbhbd. Stars are then drawn from the model's
 distribution function by our own vectorised sampler with an explicit ``numpy.random.Generator``
 (limepy.sample reseeds numpy's global generator); limepy itself is called with numpy's global
 random state saved and restored.
@@ -88,13 +88,14 @@ def _solve(w0, g, mj, mjtot, delta):
         np.random.set_state(state)
 
 
-def solve_node(comp_mass, comp_number, *, delta, rt_over_rh, w0, g_range=G_RANGE, tol=0.04):
+def solve_node(comp_mass, comp_number, *, delta, rt_over_rh, w0, g_range=G_RANGE, g_guess=1.5,
+               tol=0.04):
     """Solve a multimass model of given W0 whose truncation matches ``rt_over_rh`` through g.
 
     The central potential ``w0`` comes from the dynamical-state law
     (:func:`pidoc_core.evolution.dynamics.concentration_w0`); the truncation index g is then found
-    within ``g_range`` (regula falsi on log(r_t/r_h), which grows monotonically with g at fixed
-    W0) so that r_t/r_h equals the wanted Jacobi radius over half-mass radius. If even the
+    within ``g_range`` (bracketed from ``g_guess`` in steps of 0.4, then regula falsi on
+    log(r_t/r_h), which grows monotonically with g at fixed W0) so that r_t/r_h equals the wanted Jacobi radius over half-mass radius. If even the
     sharpest truncation (g = g_range[0]) is too extended, W0 is lowered in steps of 0.5 (down to
     3); if the most extended one (g = g_range[1]) is too compact, the closest model is kept and
     its truncation is recorded in ``rt``.
@@ -113,6 +114,8 @@ def solve_node(comp_mass, comp_number, *, delta, rt_over_rh, w0, g_range=G_RANGE
         Wanted dimensionless central potential of the mean-mass component.
     g_range : (float, float), keyword-only
         Allowed truncation indices (0 = Woolley, 1 = King, 2 = Wilson; limepy allows < 3.5).
+    g_guess : float, keyword-only
+        First g tried (e.g. that of the previous node).
     tol : float, keyword-only
         Accepted relative mismatch of r_t/r_h.
 
@@ -144,22 +147,41 @@ def solve_node(comp_mass, comp_number, *, delta, rt_over_rh, w0, g_range=G_RANGE
     def mismatch(m):
         return np.log(m.rt / m.rh) - target
 
-    w = float(np.clip(w0, _W0_RANGE[0], _W0_RANGE[1]))
     cands = []
-    while True:
-        m_lo = attempt(w, g_lo)
-        if m_lo is not None:
-            cands.append((w, g_lo, m_lo))
-            if mismatch(m_lo) <= 0 or w <= _W0_RANGE[0]:
-                break
-        elif w <= _W0_RANGE[0]:
-            break
-        w = max(w - 0.5, _W0_RANGE[0])  # even g = g_lo truncates too far out: less concentrated
-    m_hi = attempt(w, g_hi)
-    if m_hi is not None:
-        cands.append((w, g_hi, m_hi))
-    if m_lo is not None and m_hi is not None and mismatch(m_lo) < 0 < mismatch(m_hi):
-        a, fa, b, fb = g_lo, mismatch(m_lo), g_hi, mismatch(m_hi)
+
+    def bracket(w):
+        """Step g from the guess until log(rt/rh) - target changes sign; (a, fa, b, fb)."""
+        g = float(np.clip(g_guess, g_lo, g_hi))
+        m = attempt(w, g)
+        if m is None:
+            return None
+        cands.append((w, g, m))
+        f = mismatch(m)
+        step = 0.4 if f < 0 else -0.4
+        while abs(f) >= tol:
+            g2 = float(np.clip(g + step, g_lo, g_hi))
+            if g2 == g:
+                return None
+            m2 = attempt(w, g2)
+            if m2 is None:
+                return None
+            cands.append((w, g2, m2))
+            f2 = mismatch(m2)
+            if f2 * f <= 0:
+                return (g, f, g2, f2) if g < g2 else (g2, f2, g, f)
+            g, f = g2, f2
+        return None  # already within tolerance (or unreachable)
+
+    w = float(np.clip(w0, _W0_RANGE[0], _W0_RANGE[1]))
+    br = bracket(w)
+    # even the sharpest truncation is too extended: lower W0 until the target is reachable
+    while (br is None and w > _W0_RANGE[0] and cands
+           and min(abs(mismatch(c[2])) for c in cands) >= tol
+           and all(mismatch(c[2]) > 0 for c in cands if c[0] == w)):
+        w = max(w - 0.5, _W0_RANGE[0])
+        br = bracket(w)
+    if br is not None:
+        a, fa, b, fb = br
         side = 0
         for _ in range(8):  # Illinois regula falsi
             g = b - fb * (b - a) / (fb - fa)
