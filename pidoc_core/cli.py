@@ -8,6 +8,11 @@ Sub-commands:
     Make one mock observation of a snapshot and write it as netCDF.
 ``pidoc evolve --run NAME --times T [T ...] --out DIR``
     Write snapshots of an embedded cluster-evolution run to files the readers read back.
+``pidoc dataset build --preset paper|small --out DIR [--train N --val N --test N] [...]``
+    Build the paper's train / validation / test mock-observation sets (Table 1) from the embedded
+    runs as DIR/train.zarr, val.zarr, test.zarr; running it again resumes an interrupted build.
+``pidoc dataset info PATH``
+    Print a dataset store's sizes, coordinate ranges and completeness.
 """
 
 from __future__ import annotations
@@ -74,6 +79,59 @@ def _cmd_evolve(args) -> int:
     return 0
 
 
+#: Presets of ``pidoc dataset build``: sizes and the time grid of the embedded runs (None: every
+#: 0.1 Gyr from 0 to 14 Gyr, 141 snapshots per run; "small": every 1 Gyr from 1 to 14).
+DATASET_PRESETS = {
+    "paper": dict(train=20_000, val=2_000, test=8_172, times=None),
+    "small": dict(train=512, val=64, test=128, times=[float(t) for t in range(1, 15)]),
+}
+
+
+def _cmd_dataset_build(args) -> int:
+    from . import dataset
+    from .evolution import paper_runs
+
+    preset = DATASET_PRESETS[args.preset]
+    sizes = {k: getattr(args, k) if getattr(args, k) is not None else preset[k]
+             for k in ("train", "val", "test")}
+    runs = paper_runs(n_stars=args.n_stars, seed=args.runs_seed, progress=True)
+    plans = dataset.paper_splits(runs, n_train=sizes["train"], n_val=sizes["val"],
+                                 n_test=sizes["test"], seed=args.seed, times=preset["times"])
+    scheduler = args.scheduler
+    for name, plan in plans.items():
+        print(f"{name}: {len(plan)} samples from {plan.n_combinations} (run, time, distance, psf) "
+              f"combinations -> {Path(args.out) / (name + '.zarr')}")
+    paths = dataset.build_splits(plans, runs, args.out, chunk_size=args.chunk_size,
+                                 scheduler=scheduler, workers=args.workers, progress=True)
+    for name, path in paths.items():
+        done, total = dataset.completion(path)
+        print(f"{path}: {done}/{total} chunks written")
+    return 0
+
+
+def _cmd_dataset_info(args) -> int:
+    from . import dataset
+
+    info = dataset.dataset_info(args.path)
+    state = ("complete" if info["complete"] else
+             f"INCOMPLETE ({info['chunks_done']}/{info['chunks_total']} chunks written; rerun the "
+             "build to resume)")
+    ny, nx = info["map_shape"]
+    print(f"{info['path']}: {info['split']} split, {info['n_samples']} samples of {ny}x{nx} "
+          f"pixels, {info['n_combinations']} (run, time, distance, psf) combinations, "
+          f"{info['size_bytes'] / 2**20:.1f} MiB")
+    print(f"  {state}: {info['chunks_done']}/{info['chunks_total']} chunks of "
+          f"{info['chunk_size']} samples")
+    print(f"  seed {info['seed']}, code {info['code_version']}, plan {info['plan_sha256'][:16]}")
+    for run, n in info["runs"].items():
+        print(f"  run {run!r}: {n} samples")
+    for name, r in info["ranges"].items():
+        print(f"  {name:<9} {r['min']:10.4g} .. {r['max']:<10.4g} {r['units']:<7} "
+              f"({r['n_distinct']} distinct)")
+    print(f"  line of sight: {info['lines_of_sight']}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``pidoc`` command."""
     parser = argparse.ArgumentParser(prog="pidoc", description="π-DOC Explorer command line")
@@ -105,6 +163,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-stars", type=int, default=50_000)
     p.add_argument("--seed", type=int, default=2021)
     p.set_defaults(func=_cmd_evolve)
+
+    p = sub.add_parser("dataset", help="build or inspect mock-observation datasets (zarr)")
+    dsub = p.add_subparsers(dest="dataset_command", required=True)
+    b = dsub.add_parser("build", help="build the paper's train/val/test sets from the embedded "
+                                      "runs (resumable)")
+    b.add_argument("--preset", choices=sorted(DATASET_PRESETS), default="small",
+                   help="paper: 20,000/2,000/8,172 samples on 141 times per run; small: "
+                        "512/64/128 on 14 times")
+    b.add_argument("--out", required=True, help="output directory (train.zarr, val.zarr, "
+                                                "test.zarr)")
+    b.add_argument("--train", type=int, default=None, help="training samples (overrides preset)")
+    b.add_argument("--val", type=int, default=None, help="validation samples")
+    b.add_argument("--test", type=int, default=None, help="test samples")
+    b.add_argument("--scheduler", default="threads",
+                   help="threads, processes, synchronous or a dask.distributed scheduler "
+                        "address (tcp://host:8786)")
+    b.add_argument("--workers", type=int, default=None, help="threads or local processes")
+    b.add_argument("--seed", type=int, default=2021, help="seed of the sample plan")
+    b.add_argument("--chunk-size", type=int, default=32, help="samples per zarr chunk")
+    b.add_argument("--n-stars", type=int, default=50_000, help="stars of the embedded runs")
+    b.add_argument("--runs-seed", type=int, default=2021, help="seed of the embedded runs")
+    b.set_defaults(func=_cmd_dataset_build)
+    i = dsub.add_parser("info", help="summarise a dataset store")
+    i.add_argument("path")
+    i.set_defaults(func=_cmd_dataset_info)
     return parser
 
 
@@ -114,9 +197,14 @@ def main(argv=None) -> int:
     from .snapshot import SnapshotError
 
     args = build_parser().parse_args(argv)
+    errors = (SnapshotError, ObservationError, FileNotFoundError)
+    if args.command == "dataset":
+        from .dataset import DatasetError
+
+        errors = (*errors, DatasetError)
     try:
         return args.func(args)
-    except (SnapshotError, ObservationError, FileNotFoundError) as exc:
+    except errors as exc:
         print(f"pidoc {args.command}: error: {exc}", file=sys.stderr)
         return 2
 
