@@ -946,7 +946,7 @@ def _store_path(store) -> Path:
         if "://" in s:
             raise DatasetError(f"store {s!r}: only local (or shared file system) paths are "
                                "supported")
-        return Path(s)
+        return Path(s).absolute()
     raise DatasetError(f"store must be a path to a directory, got {store!r}")
 
 

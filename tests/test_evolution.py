@@ -7,6 +7,8 @@ minute (whole file ~70 s on 2 cores).
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -156,6 +158,26 @@ def test_cosmic_leaves_no_files_in_cwd(tmp_path, monkeypatch):
     k, m, _, _ = evolve_exact([1.0, 25.0], 12.0, 0.001)
     assert k[0] in (10, 11, 12) and k[1] in (13, 14)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_cosmic_never_changes_the_working_directory(tmp_path, monkeypatch):
+    # the working directory is process-wide: changing it would redirect other threads' paths
+    # (a dataset build writes its zarr chunks from threads while snapshots are generated)
+    from cosmic.evolve import Evolve
+
+    from pidoc_core.evolution.stellar import evolve_exact
+
+    monkeypatch.chdir(tmp_path)
+    seen = []
+    original = Evolve.evolve
+
+    def spy(*args, **kwargs):
+        seen.append(os.getcwd())
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(Evolve, "evolve", spy)
+    evolve_exact([1.0], 12.0, 0.001)
+    assert seen == [str(tmp_path)]
 
 
 def test_cache_and_export(run, snaps, tmp_path):

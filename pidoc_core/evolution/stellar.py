@@ -11,9 +11,7 @@ makes the cluster several times too bright.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import tempfile
 import threading
 import warnings
 from functools import lru_cache
@@ -73,7 +71,8 @@ def _bse_dict() -> dict:
                 if option.get("default"):
                     value = option["name"]
                     if isinstance(value, str):
-                        value = eval(value, {"__builtins__": {}}, {})  # literals like "[1.0, 1.0]"
+                        # COSMIC's own settings file holds small arithmetic literals ("[1.0, 1.0]", "1/3")
+                        value = eval(value, {"__builtins__": {}}, {})
                     out[setting["name"]] = value
     return out
 
@@ -91,16 +90,22 @@ def _run_cosmic(m0, tphysf_myr, dtp_myr, metallicity):
         kstar2=np.full(n, 15), metallicity=np.full(n, float(metallicity)))
     # COSMIC seeds from numpy's global generator when no seed is given: give one, and keep the
     # caller's global state untouched.
-    # COSMIC's Fortran writes scratch files (fort.99) into the current directory: run it in a
-    # private temporary directory (the working directory is process-wide, hence the lock).
+    # COSMIC's Fortran opens a scratch unit (fort.99) in the current directory. Changing the
+    # directory is process-wide and would redirect other threads' relative paths, so instead the
+    # file is removed after the call when it was not there before (calls are serialised).
     state = np.random.get_state()
     try:
-        with warnings.catch_warnings(), _COSMIC_LOCK, tempfile.TemporaryDirectory(
-                prefix="pidoc-cosmic-") as scratch, contextlib.chdir(scratch):
+        with warnings.catch_warnings(), _COSMIC_LOCK:
+            scratch = Path.cwd() / "fort.99"
+            existed = scratch.exists()
             warnings.simplefilter("ignore")
-            _, bcm, _, _ = Evolve.evolve(initialbinarytable=ibt, BSEDict=_bse_dict(),
-                                         SSEDict={"stellar_engine": "sse"}, dtp=float(dtp_myr),
-                                         randomseed=12345)
+            try:
+                _, bcm, _, _ = Evolve.evolve(initialbinarytable=ibt, BSEDict=_bse_dict(),
+                                             SSEDict={"stellar_engine": "sse"}, dtp=float(dtp_myr),
+                                             randomseed=12345)
+            finally:
+                if not existed:
+                    scratch.unlink(missing_ok=True)
     finally:
         np.random.set_state(state)
     return bcm
