@@ -188,6 +188,12 @@ def build_parser() -> argparse.ArgumentParser:
     i = dsub.add_parser("info", help="summarise a dataset store")
     i.add_argument("path")
     i.set_defaults(func=_cmd_dataset_info)
+
+    from . import training
+
+    t = sub.add_parser("train", help="train the mass or the age/distance network on a dataset")
+    training.add_train_arguments(t)
+    t.set_defaults(func=training.run_train)
     return parser
 
 

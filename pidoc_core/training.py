@@ -354,7 +354,7 @@ def read_checkpoint_metadata(path: str | os.PathLike) -> dict:
 
 
 def _to_numpy(v):
-    return np.array(keras.ops.convert_to_numpy(v.value if hasattr(v, "value") else v))
+    return np.array(v.numpy() if hasattr(v, "numpy") else keras.ops.convert_to_numpy(v))
 
 
 def _write_npz_atomic(path: Path, arrays: dict) -> None:
@@ -431,14 +431,13 @@ def _float_logs(logs):
 class _Checkpointer(keras.callbacks.Callback):
     """Writes ``checkpoints/epoch-NNNNN.npz`` at the end of every epoch, atomically."""
 
-    def __init__(self, *, out_dir, meta, history, stopper, keep, verbose):
+    def __init__(self, *, out_dir, meta, history, stopper, keep):
         super().__init__()
         self.dir = Path(out_dir) / CHECKPOINT_DIR
         self.meta = meta
         self.history = history
         self.stopper = stopper
         self.keep = max(1, int(keep))
-        self.verbose = verbose
 
     def on_epoch_end(self, epoch, logs=None):
         values = _float_logs(logs)
@@ -706,6 +705,19 @@ def _curves_summary(history):
     return out
 
 
+def _position_at_epoch(source, epoch):
+    """Put a PyDataset that counts epochs (an integer ``epoch`` attribute advanced by
+    ``on_epoch_end``, as :class:`ArrayBatches` and ``pidoc_core.dataset.BatchStream``) at
+    ``epoch``, so that a resumed run gets the shuffles of an uninterrupted one."""
+    if isinstance(source, keras.utils.PyDataset) and isinstance(
+            getattr(source, "epoch", None), (int, np.integer)):
+        if epoch > 0:
+            source.epoch = int(epoch) - 1
+            source.on_epoch_end()
+        else:
+            source.epoch = 0
+
+
 def _clear_run(out_dir: Path):
     shutil.rmtree(out_dir / CHECKPOINT_DIR, ignore_errors=True)
     shutil.rmtree(out_dir / LOG_DIR, ignore_errors=True)
@@ -745,6 +757,7 @@ def fit(
     provenance: dict | None = None,
     keep_checkpoints: int = 2,
     export: bool = True,
+    callbacks: list | None = None,
     verbose: int | str = "auto",
 ) -> TrainingResult:
     """Train a pi-DOC network with checkpoints, curves, early stopping and a PiDOC export.
@@ -817,6 +830,8 @@ def fit(
         Number of most recent checkpoints kept.
     export : bool
         Save a :class:`~pidoc_core.model.PiDOC` to ``out_dir/model`` at the end.
+    callbacks : list of keras.callbacks.Callback, optional
+        More callbacks, run after the built-in ones (early stopping, checkpoint, CSV, TensorBoard).
     verbose : 'auto', 0, 1 or 2
         Progress output of ``keras.Model.fit`` (1: progress bar, 2: one line per epoch).
 
@@ -867,15 +882,6 @@ def fit(
     strategy = _resolve_strategy(strategy)
     scope = strategy.scope if strategy is not None else contextlib.nullcontext
 
-    # ---- checkpoint to resume from ----
-    out_dir.mkdir(parents=True, exist_ok=True)
-    ckpt_path = latest_checkpoint(out_dir) if resume else None
-    if not resume:
-        _clear_run(out_dir)
-    ckpt_meta = read_checkpoint_metadata(ckpt_path) if ckpt_path is not None else None
-    for stale in (out_dir / CHECKPOINT_DIR).glob(".*.tmp"):
-        stale.unlink(missing_ok=True)  # left by a run killed while writing
-
     keras.utils.set_random_seed(seed)
     old_policy = keras.mixed_precision.global_policy()
     try:
@@ -923,6 +929,15 @@ def fit(
         "backend": keras.backend.backend(),
     }
 
+    # ---- checkpoint to resume from (only now that every argument is checked) ----
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_path = latest_checkpoint(out_dir) if resume else None
+    if not resume:
+        _clear_run(out_dir)
+    ckpt_meta = read_checkpoint_metadata(ckpt_path) if ckpt_path is not None else None
+    for stale in (out_dir / CHECKPOINT_DIR).glob(".*.tmp"):
+        stale.unlink(missing_ok=True)  # left by a run killed while writing
+
     # ---- restore ----
     history: list = []
     initial_epoch = 0
@@ -958,8 +973,7 @@ def fit(
         if verbose:
             print(f"pidoc training: resuming {kind!r} from {ckpt_path.name} at epoch "
                   f"{initial_epoch + 1}/{epochs}", flush=True)
-    if isinstance(train_data.source, ArrayBatches):
-        train_data.source.epoch = initial_epoch
+    _position_at_epoch(train_data.source, initial_epoch)
 
     monitor = "val_loss" if val_data is not None else "loss"
     stopper = _PlateauStopping(
@@ -970,13 +984,14 @@ def fit(
     csv_path = out_dir / CSV_NAME
     _rewrite_csv(csv_path, history)
     checkpointer = _Checkpointer(out_dir=out_dir, meta=meta, history=history, stopper=stopper,
-                                 keep=keep_checkpoints, verbose=verbose)
+                                 keep=keep_checkpoints)
     callbacks = [
         keras.callbacks.TerminateOnNaN(),
         stopper,
         checkpointer,
         keras.callbacks.CSVLogger(str(csv_path), append=True),
         _ScalarSummaries(out_dir / LOG_DIR),
+        *(callbacks or []),
     ]
 
     epochs_before = len(history)
@@ -1019,7 +1034,8 @@ def fit(
         "vgg_source": loss_desc.get("vgg_source"),
         "optimizer": {"name": "Adam", "learning_rate": learning_rate},
         "metrics": ["mse", "r2 (paper eq. 1)"],
-        "batch_size": batch_size if train_data.kind == "arrays" else None,
+        "batch_size": (batch_size if train_data.kind == "arrays"
+                       else getattr(train_data.source, "batch_size", None)),
         "steps_per_epoch": steps_per_epoch,
         "epochs_requested": epochs,
         "epochs_completed": len(history),
@@ -1082,19 +1098,25 @@ def fit(
 def add_train_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add the arguments of ``pidoc train`` to a (sub-)parser; returns it.
 
-    ``pidoc train mass|age-distance --dataset DIR --out DIR [--epochs N] [--batch-size B]
+    ``pidoc train mass|age-distance --dataset DIR --out DIR [--validation STORE] [--epochs N]
+    [--batch-size B]
     [--filters F ...] [--learning-rate LR] [--patience P] [--seed S] [--resume]
     [--mixed-precision] [--strategy auto|none|mirrored] [--vgg-weights PATH]``. Set
     ``func=run_train`` on it (``parser.set_defaults(func=run_train)``).
     """
     parser.add_argument("kind", choices=sorted(KINDS), help="network to train")
     parser.add_argument("--dataset", required=True,
-                        help="dataset directory (zarr) written by pidoc_core.dataset")
+                        help="directory of split stores (train.zarr, val.zarr) written by "
+                             "pidoc_core.dataset.build_splits, or one training store")
+    parser.add_argument("--validation", default=None,
+                        help="validation store (default: val.zarr next to train.zarr)")
     parser.add_argument("--out", required=True, help="run directory")
     parser.add_argument("--epochs", type=int, default=200, help="total epochs (default 200)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--filters", type=int, nargs="+", default=None,
-                        help="filters per level/block (default: the paper's network)")
+                        help="filters per encoder level (mass; the bottleneck takes the last) "
+                             "or per convolution block (age-distance; 4 blocks with the "
+                             "paper's kernel sizes); default: the paper's network")
     parser.add_argument("--learning-rate", type=float, default=None,
                         help="Adam learning rate (default: the paper's, 10^-2.5 for mass, "
                              "10^-4 for age-distance)")
@@ -1110,19 +1132,64 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
                         help="auto: MirroredStrategy when several GPUs are visible")
     parser.add_argument("--vgg-weights", default=None,
                         help="ImageNet VGG16 'notop' .h5 for the perceptual loss")
+    parser.add_argument("--loss", default=None, choices=("perceptual", "mse"),
+                        help="default: the paper's (perceptual for mass, MSE for age-distance)")
+    parser.add_argument("--init-from", default=None,
+                        help="start from the weights of a saved pi-DOC model directory or of the "
+                             "authors' v0.1 release (fine-tuning); its standardisation is kept")
     parser.add_argument("--verbose", type=int, default=2, choices=(0, 1, 2))
     return parser
 
 
-def _dataset_splits(dsmod, path):
-    """(train, validation) Datasets from a dataset directory, with pidoc_core.dataset."""
-    opened = dsmod.open_dataset(path)
-    if isinstance(opened, dict):
-        return opened["train"], opened.get("validation")
-    if hasattr(dsmod, "split"):
-        parts = dsmod.split(opened)
-        return parts["train"], parts.get("validation")
-    return opened, None
+@dataclass(frozen=True)
+class _Start:
+    network: Any
+    standardisation: dict
+
+
+def _initial_network(path, kind) -> _Start:
+    """The network of ``kind`` and its standardisation from a saved model or a v0.1 release."""
+    directory = Path(path)
+    if (directory / "manifest.json").is_file():
+        start = PiDOC.load(directory)
+    else:
+        start = PiDOC.from_v01(directory)
+    network = start.mass_network if kind == "mass" else start.age_distance_network
+    if network is None:
+        raise TrainingError(f"--init-from {path}: holds no {kind} network")
+    keys = (("flux_mean", "flux_std", "mass_mean", "mass_std") if kind == "mass" else
+            ("flux_mean", "flux_std", "distance_age_mean", "distance_age_std"))
+    return _Start(network, {k: start.standardisation.get(k) for k in keys})
+
+
+def _training_grid(ds) -> dict:
+    """Training conditions of a dataset in the form of pidoc_core.exploration.TRAINING_GRID."""
+    return {
+        "distance_kpc": sorted({float(v) for v in np.unique(ds.distance.values)}),
+        "psf_fwhm_arcsec": sorted({float(v) for v in np.unique(ds.psf_fwhm.values)}),
+        "shift_max_arcsec": float(max(np.abs(ds.shift_x.values).max(),
+                                      np.abs(ds.shift_y.values).max())),
+        "rotations_deg": sorted({float(v) for v in np.unique(ds.rotation.values)}),
+        "time_gyr": [float(ds.time.values.min()), float(ds.time.values.max())],
+    }
+
+
+def _dataset_stores(path, validation=None):
+    """(train store, validation store or None) for ``--dataset`` / ``--validation``.
+
+    ``path`` is a directory of split stores written by
+    :func:`pidoc_core.dataset.build_splits` (``train.zarr``, ``val.zarr``, ...) or one store.
+    """
+    path = Path(path)
+    if (path / "train.zarr").exists():
+        train = path / "train.zarr"
+        if validation is None and (path / "val.zarr").exists():
+            validation = path / "val.zarr"
+    elif path.exists():
+        train = path
+    else:
+        raise FileNotFoundError(f"dataset {path} does not exist")
+    return train, (None if validation is None else Path(validation))
 
 
 def run_train(args) -> int:
@@ -1133,30 +1200,51 @@ def run_train(args) -> int:
                          "to continue it or choose another --out")
     from . import dataset as dsmod  # noqa: PLC0415 - heavy, only for this command
 
-    train_ds, val_ds = _dataset_splits(dsmod, args.dataset)
+    train_path, val_path = _dataset_stores(args.dataset, getattr(args, "validation", None))
+    train_ds = dsmod.open_dataset(train_path)
+    val_ds = None if val_path is None else dsmod.open_dataset(val_path)
     consts = dsmod.standardisation(train_ds)
-    target = "mass" if args.kind == "mass" else "distance_age"
+    target = "mass" if args.kind == "mass" else "age_distance"
+    init_model = None
+    if getattr(args, "init_from", None):
+        start = _initial_network(args.init_from, args.kind)
+        init_model = start.network
+        # the starting weights expect their own standardisation: keep it where it is defined
+        consts = {**consts, **{k: v for k, v in start.standardisation.items()
+                               if v is not None}}
 
     def stream(ds, shuffle):
-        return dsmod.BatchStream(ds, batch_size=args.batch_size, target=target,
-                                 standardisation=consts, shuffle=shuffle, seed=args.seed)
+        return dsmod.batch_stream(ds, standardisation=consts, target=target,
+                                  batch_size=args.batch_size, shuffle=shuffle, seed=args.seed)
 
+    provenance = {"train": str(train_path.resolve()),
+                  "validation": None if val_path is None else str(val_path.resolve())}
+    for role, p in (("train_info", train_path), ("validation_info", val_path)):
+        if p is not None and hasattr(dsmod, "dataset_info"):
+            info = dsmod.dataset_info(p)
+            provenance[role] = json.loads(json.dumps(info, default=str))
+    if getattr(args, "init_from", None):
+        provenance["initialised_from"] = str(Path(args.init_from).resolve())
+    # the constant-M/L baseline (evaluation, dashboard) and the range checks need these
+    from .evaluation import training_mass_to_light  # noqa: PLC0415
+
+    provenance["training_mass_to_light"] = float(training_mass_to_light(train_ds))
+    provenance["training_grid"] = _training_grid(train_ds)
     architecture = None
     if args.filters:
         architecture = {"filters": list(args.filters)}
-    provenance = {"dataset": str(Path(args.dataset).resolve())}
-    attrs = getattr(train_ds, "attrs", None)
-    if attrs:
-        provenance["dataset_attrs"] = {k: v for k, v in attrs.items()
-                                       if isinstance(v, (str, int, float, bool))}
+        if args.kind == "mass":  # the paper's bottleneck has the filters of the last level
+            architecture["bottleneck_filters"] = int(args.filters[-1])
     result = fit(
         args.kind,
         stream(train_ds, True),
         None if val_ds is None else stream(val_ds, False),
         out_dir=out,
         epochs=args.epochs,
-        architecture=architecture,
+        model=init_model,
+        architecture=None if init_model is not None else architecture,
         learning_rate=args.learning_rate,
+        loss=getattr(args, "loss", None),
         vgg_weights=args.vgg_weights,
         batch_size=args.batch_size,
         steps_per_epoch=args.steps_per_epoch,
