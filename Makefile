@@ -26,6 +26,7 @@ install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
 serve: $(VENV)/.installed
+	$(VENV)/bin/pidoc prepare
 	$(VENV)/bin/panel serve app/dashboard.py --address $(ADDRESS) --port $(PORT) \
 		--allow-websocket-origin=$(ADDRESS):$(PORT) --allow-websocket-origin=localhost:$(PORT)
 

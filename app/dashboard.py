@@ -4,7 +4,8 @@ Options after ``--args``: ``--weights DIR`` (a saved π-DOC model; default the s
 ``$PIDOC_WEIGHTS``), ``--snapshots DIR`` (a directory of the user's snapshot files, read by
 :func:`pidoc_core.readers.read_snapshot`, offered beside the embedded analogues; fixed when the
 server starts, never typed into the page), ``--testset PATH`` (a test-set evaluation written by
-``pidoc evaluate``).
+``pidoc evaluate``), ``--n-stars N`` (stars of the embedded analogues; default 50,000), ``--no-embedded`` (only the
+``--snapshots`` directory).
 
 The model, the snapshot sources and the snapshots are cached once per server process and shared
 read-only by all sessions; each session has its own widgets and plot sources.
@@ -34,6 +35,10 @@ def _options():
     parser.add_argument("--weights", default=os.environ.get("PIDOC_WEIGHTS"))
     parser.add_argument("--snapshots", default=None)
     parser.add_argument("--testset", default=None)
+    parser.add_argument("--no-embedded", action="store_true",
+                        help="offer only the --snapshots directory, not the embedded analogues")
+    parser.add_argument("--n-stars", type=int, default=50_000,
+                        help="stars of the embedded analogues (fewer: a faster first set-up)")
     return parser.parse_known_args(sys.argv[1:])[0]
 
 
@@ -41,7 +46,8 @@ OPTIONS = _options()
 
 
 def _sources():
-    sources = dict(paper_runs(progress=False))
+    sources = {} if OPTIONS.no_embedded else dict(paper_runs(n_stars=OPTIONS.n_stars,
+                                                             progress=False))
     if OPTIONS.snapshots:
         from pidoc_core.dataset import SnapshotDirectory
 

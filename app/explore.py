@@ -64,23 +64,23 @@ class ExploreView:
         self._snapshot = snapshot_cache or (lambda run, t: sources[run].snapshot(t))
         names = list(sources)
         times = np.asarray(sources[names[0]].times, dtype=float)
-        self.run = pn.widgets.Select(name="Run", options=names,
+        self.run = pn.widgets.Select(label="Run", options=names,
                                      value=next((n for n in names if n.startswith("MW15 ")), names[0]))
-        self.time = pn.widgets.DiscreteSlider(name="Snapshot time (Gyr)",
+        self.time = pn.widgets.DiscreteSlider(label="Snapshot time (Gyr)",
                                               options=[round(float(t), 3) for t in times],
                                               value=round(float(times[np.argmin(abs(times - 12))]), 3))
-        self.distance = pn.widgets.FloatSlider(name="Distance (kpc)", start=5, end=150, step=1,
+        self.distance = pn.widgets.FloatSlider(label="Distance (kpc)", start=5, end=150, step=1,
                                                value=15)
-        self.psf = pn.widgets.FloatSlider(name="PSF FWHM (arcsec)", start=0.3, end=2.5, step=0.05,
+        self.psf = pn.widgets.FloatSlider(label="PSF FWHM (arcsec)", start=0.3, end=2.5, step=0.05,
                                           value=1.0)
-        self.shift_x = pn.widgets.FloatSlider(name="Centre shift x (arcsec)", start=-8, end=8,
+        self.shift_x = pn.widgets.FloatSlider(label="Centre shift x (arcsec)", start=-8, end=8,
                                               step=0.25, value=0.0)
-        self.shift_y = pn.widgets.FloatSlider(name="Centre shift y (arcsec)", start=-8, end=8,
+        self.shift_y = pn.widgets.FloatSlider(label="Centre shift y (arcsec)", start=-8, end=8,
                                               step=0.25, value=0.0)
-        self.rotation = pn.widgets.RadioButtonGroup(name="Rotation (deg)",
+        self.rotation = pn.widgets.RadioButtonGroup(label="Rotation (deg)",
                                                     options=["0", "90", "180", "270", "free"],
                                                     value="0", button_type="light")
-        self.angle = pn.widgets.FloatSlider(name="Free angle (deg)", start=0, end=360, step=1,
+        self.angle = pn.widgets.FloatSlider(label="Free angle (deg)", start=0, end=360, step=1,
                                             value=0, disabled=True)
         self.widgets = (self.run, self.time, self.distance, self.psf, self.shift_x, self.shift_y,
                         self.rotation, self.angle)

@@ -6,6 +6,10 @@ Sub-commands:
     Read an N-body snapshot (any supported format) and print a summary.
 ``pidoc observe PATH --distance KPC --psf ARCSEC [...] --out OBS.nc``
     Make one mock observation of a snapshot and write it as netCDF.
+``pidoc prepare``
+    Set up the embedded runs once (a few minutes, cached) so the dashboard opens at once.
+``pidoc dataset build|info``, ``pidoc train mass|age-distance``, ``pidoc evaluate``
+    Datasets, training and evaluation (see their modules).
 ``pidoc evolve --run NAME --times T [T ...] --out DIR``
     Write snapshots of an embedded cluster-evolution run to files the readers read back.
 ``pidoc dataset build --preset paper|small --out DIR [--train N --val N --test N] [...]``
@@ -132,6 +136,16 @@ def _cmd_dataset_info(args) -> int:
     return 0
 
 
+def _cmd_prepare(args) -> int:
+    from .evolution import paper_runs
+
+    runs = paper_runs(n_stars=args.n_stars, seed=args.seed, progress=True)
+    for name, run in runs.items():
+        snap = run.snapshot(args.time)
+        print(f"{name}: ready ({snap!r})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``pidoc`` command."""
     parser = argparse.ArgumentParser(prog="pidoc", description="π-DOC Explorer command line")
@@ -153,6 +167,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--line-of-sight", default="z", choices=("x", "y", "z"))
     p.add_argument("--out", required=True, help="output netCDF path")
     p.set_defaults(func=_cmd_observe)
+
+    p = sub.add_parser("prepare", help="set up the embedded runs once (cached), so the dashboard "
+                                       "opens at once")
+    p.add_argument("--n-stars", type=int, default=50_000)
+    p.add_argument("--seed", type=int, default=2021)
+    p.add_argument("--time", type=float, default=12.0, help="snapshot to cache first, Gyr")
+    p.set_defaults(func=_cmd_prepare)
 
     p = sub.add_parser("evolve", help="write snapshots of an embedded evolution run")
     p.add_argument("--run", default="MW15 analogue",
@@ -194,6 +215,13 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train the mass or the age/distance network on a dataset")
     training.add_train_arguments(t)
     t.set_defaults(func=training.run_train)
+
+    from . import report
+
+    e = sub.add_parser("evaluate", help="evaluate a model and the baselines on a test split; "
+                                        "write the HTML report")
+    report.add_evaluate_arguments(e)
+    e.set_defaults(func=report.run_evaluate)
     return parser
 
 

@@ -1137,6 +1137,10 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     parser.add_argument("--init-from", default=None,
                         help="start from the weights of a saved pi-DOC model directory or of the "
                              "authors' v0.1 release (fine-tuning); its standardisation is kept")
+    parser.add_argument("--flux-standardisation-from", default=None,
+                        help="take the input (flux) standardisation from a saved model or a v0.1 "
+                             "release instead of the training set, so that networks trained "
+                             "separately can be shipped together")
     parser.add_argument("--verbose", type=int, default=2, choices=(0, 1, 2))
     return parser
 
@@ -1223,6 +1227,11 @@ def run_train(args) -> int:
         if p is not None and hasattr(dsmod, "dataset_info"):
             info = dsmod.dataset_info(p)
             provenance[role] = json.loads(json.dumps(info, default=str))
+    if getattr(args, "flux_standardisation_from", None):
+        source = Path(args.flux_standardisation_from)
+        ref = PiDOC.load(source) if (source / "manifest.json").is_file() else PiDOC.from_v01(source)
+        consts = {**consts, "flux_mean": ref.standardisation["flux_mean"],
+                  "flux_std": ref.standardisation["flux_std"]}
     if getattr(args, "init_from", None):
         provenance["initialised_from"] = str(Path(args.init_from).resolve())
     # the constant-M/L baseline (evaluation, dashboard) and the range checks need these

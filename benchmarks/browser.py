@@ -1,0 +1,115 @@
+"""Serve the dashboard and drive it in Debian's headless Chromium (shared by tests and benchmarks).
+
+Never downloads a browser: Playwright is pointed at /usr/bin/chromium with the flags this machine
+needs offline.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+__all__ = ["CHROMIUM", "CHROMIUM_ARGS", "free_port", "serve_dashboard", "launch_browser",
+           "set_slider", "move_latency_ms", "REPO"]
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def free_port() -> int:
+    """A free TCP port on the loopback interface."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serve_dashboard(*, args=(), env=None, timeout_s=600.0, log_path=None):
+    """Run ``panel serve app/dashboard.py`` on a free loopback port; yield the page URL.
+
+    The server runs in its own process group and is stopped (with its children) on exit.
+    """
+    port = free_port()
+    cmd = [sys.executable, "-m", "panel", "serve", str(REPO / "app" / "dashboard.py"),
+           "--address", "127.0.0.1", "--port", str(port),
+           f"--allow-websocket-origin=127.0.0.1:{port}"]
+    if args:
+        cmd += ["--args", *map(str, args)]
+    log = open(log_path, "wb") if log_path else subprocess.DEVNULL
+    proc = subprocess.Popen(cmd, cwd=REPO, env={**os.environ, **(env or {})}, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}/dashboard"
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"panel serve exited with {proc.returncode}; see {log_path}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"dashboard did not start within {timeout_s} s") from None
+                time.sleep(0.5)
+        yield url, proc
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        if log_path:
+            log.close()
+
+
+def launch_browser(playwright):
+    """Debian's Chromium through Playwright, headless, offline-safe."""
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+
+
+_SET_AND_TIME = """
+async ([title, value]) => {
+  const doc = Bokeh.documents[0];
+  const models = [...doc.all_models];
+  const slider = models.find(m => m.title === title && 'value' in m);
+  if (!slider) throw new Error('no widget titled ' + title);
+  const sources = models.filter(m => m.data && m.data.image !== undefined);
+  const before = sources.map(s => s.data.image);
+  const t0 = performance.now();
+  slider.value = value;
+  await new Promise((resolve, reject) => {
+    const give_up = setTimeout(() => reject(new Error('no repaint within 30 s')), 30000);
+    const poll = () => {
+      if (sources.every((s, i) => s.data.image !== before[i])) {
+        clearTimeout(give_up);
+        requestAnimationFrame(() => requestAnimationFrame(resolve));  // the repaint
+      } else {
+        requestAnimationFrame(poll);
+      }
+    };
+    poll();
+  });
+  return performance.now() - t0;
+}
+"""
+
+
+def set_slider(page, title, value):
+    """Set a Bokeh widget's value by its title; return ms until every map has repainted."""
+    return page.evaluate(_SET_AND_TIME, [title, value])
+
+
+def move_latency_ms(page, title, values):
+    """Latencies (ms) of a sequence of moves of one slider."""
+    return [set_slider(page, title, v) for v in values]
