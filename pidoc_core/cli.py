@@ -29,6 +29,9 @@ from pathlib import Path
 
 __all__ = ["main", "build_parser"]
 
+# TensorFlow's start-up chatter is not for a command line user (errors still show).
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
 
 def _atomic_netcdf(dataset, path: Path) -> None:
     """Write a Dataset to netCDF through a temporary file renamed into place."""
