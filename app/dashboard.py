@@ -3,8 +3,8 @@
 Options after ``--args``: ``--weights DIR`` (a saved π-DOC model; default the shipped one, or
 ``$PIDOC_WEIGHTS``), ``--snapshots DIR`` (a directory of the user's snapshot files, read by
 :func:`pidoc_core.readers.read_snapshot`, offered beside the embedded analogues; fixed when the
-server starts, never typed into the page), ``--testset PATH`` (a test-set evaluation written by
-``pidoc evaluate``), ``--n-stars N`` (stars of the embedded analogues; default 50,000), ``--no-embedded`` (only the
+server starts, never typed into the page), ``--testset FILE`` (the aggregates ``pidoc evaluate`` writes beside its
+predictions; default the shipped ``weights/pidoc/testset_aggregates.nc``), ``--n-stars N`` (stars of the embedded analogues; default 50,000), ``--no-embedded`` (only the
 ``--snapshots`` directory).
 
 The model, the snapshot sources and the snapshots are cached once per server process and shared
@@ -23,6 +23,7 @@ import panel as pn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from explore import ExploreView  # noqa: E402
+from testset import TestSetView  # noqa: E402
 
 from pidoc_core.evolution import paper_runs  # noqa: E402
 from pidoc_core.model import PiDOC  # noqa: E402
@@ -57,7 +58,11 @@ def _sources():
 
 SOURCES = pn.state.as_cached("pidoc-sources", _sources)
 MODEL = pn.state.as_cached("pidoc-model", lambda: PiDOC.load(OPTIONS.weights))
-UPSILON = MODEL.provenance.get("training_mass_to_light", 2.0)
+try:
+    UPSILON = float(MODEL.provenance["training_mass_to_light"])
+except KeyError:
+    raise SystemExit(f"{OPTIONS.weights or 'the shipped model'}: its manifest has no "
+                     "'training_mass_to_light' (train with `pidoc train`, which records it)")
 GRID = MODEL.provenance.get("training_grid")
 
 
@@ -66,8 +71,26 @@ def _snapshot(run: str, time_gyr: float):
                               lambda: SOURCES[run].snapshot(time_gyr))
 
 
+
+
+def _aggregates():
+    import xarray as xr
+
+    path = Path(OPTIONS.testset) if OPTIONS.testset else SHIPPED_TESTSET
+    return xr.load_dataset(path) if path.is_file() else None
+
+
+SHIPPED_TESTSET = Path(__file__).resolve().parents[1] / "weights" / "pidoc" / "testset_aggregates.nc"
+AGGREGATES = pn.state.as_cached("pidoc-testset", _aggregates)
+
 explore_view = ExploreView(SOURCES, MODEL, upsilon=UPSILON, snapshot_cache=_snapshot, grid=GRID)
-tabs = pn.Tabs(("Explore", explore_view.panel()), dynamic=False)
+tabs = pn.Tabs(("Explore", explore_view.panel()), dynamic=True)
+if AGGREGATES is not None:
+    tabs.append(("Test set", TestSetView(AGGREGATES).panel()))
+else:
+    tabs.append(("Test set", pn.pane.Alert(
+        "No test-set evaluation found: run `pidoc evaluate` and pass `--args --testset "
+        "FILE.aggregates.nc`.", alert_type="info")))
 pn.Column(
     pn.pane.Markdown("# π-DOC Explorer\nMass maps, ages and distances of globular clusters from "
                      "their light (Chardin & Bianchini 2021), on embedded cluster analogues."),

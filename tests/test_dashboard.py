@@ -137,3 +137,71 @@ def test_sessions_do_not_share_state(model):
     a.distance.value = 80
     assert b.distance.value == 15
     assert not np.array_equal(a.flux_src.data["image"][0], b.flux_src.data["image"][0])
+
+
+def synthetic_aggregates(n=200, seed=0):
+    """Aggregates shaped like pidoc_core.report's, for a perfect and a biased mass model."""
+    import xarray as xr
+
+    rng = np.random.default_rng(seed)
+    distance = rng.choice([15.0, 30.0, 60.0, 80.0], n)
+    time = rng.uniform(0.5, 14, n)
+    mass_true = 10 ** rng.uniform(3, 4.3, n)
+    lum = mass_true / rng.uniform(1, 3, n)
+    mass_pred = np.stack([mass_true, mass_true * 10**0.1])
+    edges = np.round(np.arange(-3, 2.0001, 0.1), 10)
+    centres = 0.5 * (edges[1:] + edges[:-1])
+    nb, groups_d, t_edges = centres.size, np.array([15.0, 30.0, 60.0, 80.0]), np.arange(0, 15.0)
+    hist = np.zeros((2, 4, 14, nb, nb), np.int32)
+    idx = np.arange(10, 40)
+    hist[0, :, :, idx, idx] = 5  # perfect model: on the diagonal
+    hist[1, :, :, idx, idx + 1] = 5  # +0.1 dex
+    side = np.zeros((2, 4, 14, nb))
+    count = side.copy()
+    count[:, :, :, idx] = 5
+    total = side.copy()
+    total[1, :, :, idx] = 0.5
+    return xr.Dataset(
+        {
+            "mass_true": ("sample", mass_true), "luminosity_v": ("sample", lum),
+            "ml_true": ("sample", mass_true / lum),
+            "mass_pred": (("model", "sample"), mass_pred),
+            "ml_pred": (("model", "sample"), mass_pred / lum),
+            "pixel_histogram": (("model", "distance_group", "time_group", "true_bin", "pred_bin"),
+                                hist),
+            "mu_count": (("model", "distance_group", "time_group", "pred_bin"), count),
+            "mu_sum": (("model", "distance_group", "time_group", "pred_bin"), total),
+            "xi_count": (("model", "distance_group", "time_group", "true_bin"), count),
+            "xi_sum": (("model", "distance_group", "time_group", "true_bin"), total),
+            "time": ("sample", time), "distance": ("sample", distance),
+            "run": ("sample", np.array(["MW15 analogue"] * n, dtype=object)),
+            "age_pred": ("sample", time + rng.normal(0, 1, n)),
+            "distance_pred": ("sample", distance + rng.normal(2, 5, n)),
+        },
+        coords={"model": ["pi-DOC", "constant M/L"], "distance_group": groups_d,
+                "time_group": 0.5 * (t_edges[1:] + t_edges[:-1]),
+                "time_lower": ("time_group", t_edges[:-1]), "time_upper": ("time_group", t_edges[1:]),
+                "true_bin": centres, "pred_bin": centres},
+    )
+
+
+def test_testset_tab_filters_and_reports_the_papers_statistics():
+    from testset import TestSetView
+
+    view = TestSetView(synthetic_aggregates())
+    full = view.figures([15.0, 30.0, 60.0, 80.0], (0, 14), "pi-DOC")
+    assert "200 test maps" in full[0].object
+    near = view.figures([15.0], (0, 14), "pi-DOC")
+    n_near = int(near[0].object.split("**")[1].split()[0])
+    assert 0 < n_near < 200
+    assert "No test map matches" in view.figures([], (0, 14), "pi-DOC").object
+    # the perfect model has zero total-mass error; the +0.1 dex one 100 (1 - 10^-0.1) = 20.6 %
+    perfect = view.tables("pi-DOC", np.arange(200))[1].object
+    biased = view.tables("constant M/L", np.arange(200))[1].object
+    assert perfect.iloc[0, 1] == pytest.approx(0.0, abs=1e-9)
+    assert biased.iloc[0, 1] == pytest.approx(100 * (1 - 10**-0.1), abs=0.05)
+    # mean residual panel: 0 for the perfect model, +0.1 dex (0.5 / 5) for the biased one
+    layout = view.pixel_figure("constant M/L", [15.0, 30.0], (0, 14))
+    curve = layout[1].get(0)
+    values = curve.dimension_values(1)
+    assert np.nanmax(np.abs(values - 0.1)) < 1e-9
