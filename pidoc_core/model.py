@@ -697,6 +697,45 @@ class PiDOC:
             "provenance": self.provenance,
         }
 
+    @classmethod
+    def combine(cls, *, mass: "PiDOC", age_distance: "PiDOC") -> "PiDOC":
+        """One model from a mass network and an age/distance network trained separately.
+
+        Parameters
+        ----------
+        mass, age_distance : PiDOC
+            Models holding the mass network and the age/distance network; both must standardise
+            the input flux maps identically (train with ``--flux-standardisation-from``).
+
+        Raises
+        ------
+        ModelError
+            If a network is missing or the flux standardisations differ.
+        """
+        if mass.mass_network is None:
+            raise ModelError("combine: the 'mass' model has no mass network")
+        if age_distance.age_distance_network is None:
+            raise ModelError("combine: the 'age_distance' model has no age/distance network")
+        for key in ("flux_mean", "flux_std"):
+            a, b = mass.standardisation[key], age_distance.standardisation[key]
+            if not np.isclose(a, b, rtol=1e-6, atol=0.0):
+                raise ModelError(f"combine: the networks standardise flux differently ({key} "
+                                 f"{a!r} vs {b!r}); retrain one with --flux-standardisation-from")
+        standardisation = {k: v for k, v in mass.standardisation.items()
+                           if k.startswith(("flux", "mass"))}
+        standardisation.update({k: v for k, v in age_distance.standardisation.items()
+                                if k.startswith("distance_age")})
+        provenance = {**age_distance.provenance, **mass.provenance,
+                      "mass_network": dict(mass.provenance),
+                      "age_distance_network": dict(age_distance.provenance)}
+        provenance.pop("loaded_from", None)
+        return cls(mass_network=mass.mass_network,
+                   age_distance_network=age_distance.age_distance_network,
+                   standardisation=standardisation,
+                   mass_architecture=mass.mass_architecture,
+                   age_distance_architecture=age_distance.age_distance_architecture,
+                   provenance=provenance)
+
     def save(
         self,
         directory: str | os.PathLike,

@@ -83,6 +83,8 @@ KINDS = {"mass": "build_encoder_decoder", "age-distance": "build_age_distance_cn
 PAPER_LEARNING_RATES = {"mass": 10**-2.5, "age-distance": 1e-4}
 #: Losses of the paper: perceptual (Appendix A) for the mass maps, MSE for distance and age.
 PAPER_LOSSES = {"mass": "perceptual", "age-distance": "mse"}
+#: Keys of the caller's data provenance that are copied into the exported model's provenance.
+_PREDICTION_PROVENANCE = ("training_mass_to_light", "training_grid")
 #: Sub-directories and files of ``out_dir``.
 CHECKPOINT_DIR = "checkpoints"
 CSV_NAME = "training_log.csv"
@@ -1068,8 +1070,13 @@ def fit(
         pidoc = PiDOC(
             **{f"{role}_network": final},
             standardisation=standardisation,
+            # what users of the model need at prediction time (the constant-M/L baseline, the
+            # training conditions for range checks) travels in its provenance; the rest of the
+            # data description stays in the manifest's training entry
             provenance={"source": f"pidoc_core.training.fit ({kind})",
-                        "run_dir": str(out_dir.resolve())},
+                        "run_dir": str(out_dir.resolve()),
+                        **{k: (provenance or {})[k] for k in _PREDICTION_PROVENANCE
+                           if k in (provenance or {})}},
         )
         export_dir = pidoc.save(out_dir / EXPORT_DIR, manifest_extra={"training": training},
                                 overwrite=True)
