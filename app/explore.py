@@ -110,7 +110,7 @@ class ExploreView:
         # 2D histogram of pixels with the mu / xi side panels (the paper's Fig. 5, one map)
         lo, hi = float(PIXEL_MASS_EDGES[0]), float(PIXEL_MASS_EDGES[-1])
         nb = len(PIXEL_MASS_EDGES) - 1
-        count_mapper = LinearColorMapper(palette="Greys256", low=0, high=3, low_color=None)
+        count_mapper = LinearColorMapper(palette="Greys256", low=0, high=3, nan_color=(0, 0, 0, 0))
         count_mapper.palette = list(reversed(count_mapper.palette))
         self.hist_src = ColumnDataSource({"image": [np.zeros((nb, nb))]})
         hist = figure(title="Pixels: predicted vs true", width=300, height=300,

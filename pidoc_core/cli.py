@@ -10,6 +10,8 @@ Sub-commands:
     Set up the embedded runs once (a few minutes, cached) so the dashboard opens at once.
 ``pidoc dataset build|info``, ``pidoc train mass|age-distance``, ``pidoc evaluate``
     Datasets, training and evaluation (see their modules).
+``pidoc predict IMAGE.fits (--centre RA DEC | --cluster NAME) [--distance KPC] --out PREFIX``
+    π-DOC on a real image (see :mod:`pidoc_core.observations`).
 ``pidoc evolve --run NAME --times T [T ...] --out DIR``
     Write snapshots of an embedded cluster-evolution run to files the readers read back.
 ``pidoc dataset build --preset paper|small --out DIR [--train N --val N --test N] [...]``
@@ -225,6 +227,13 @@ def build_parser() -> argparse.ArgumentParser:
                                         "write the HTML report")
     report.add_evaluate_arguments(e)
     e.set_defaults(func=report.run_evaluate)
+
+    from . import observations
+
+    o = sub.add_parser("predict", help="predict mass map, M/L, age and distance from a FITS "
+                                       "image of a cluster")
+    observations.add_predict_arguments(o)
+    o.set_defaults(func=observations.run_predict)
     return parser
 
 
