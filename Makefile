@@ -28,6 +28,7 @@ install-test: $(VENV)/.installed-test
 serve: $(VENV)/.installed
 	$(VENV)/bin/pidoc prepare
 	$(VENV)/bin/panel serve app/dashboard.py --address $(ADDRESS) --port $(PORT) \
+		--websocket-max-message-size 75000000 \
 		--allow-websocket-origin=$(ADDRESS):$(PORT) --allow-websocket-origin=localhost:$(PORT)
 
 test: $(VENV)/.installed-test

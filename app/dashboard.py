@@ -23,6 +23,7 @@ import panel as pn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from explore import ExploreView  # noqa: E402
+from observe_tab import ObservationView  # noqa: E402
 from testset import TestSetView  # noqa: E402
 
 from pidoc_core.evolution import paper_runs  # noqa: E402
@@ -80,6 +81,8 @@ def _aggregates():
     return xr.load_dataset(path) if path.is_file() else None
 
 
+#: Largest FITS upload, MB; the server's websocket limit (Makefile) leaves room for base64.
+UPLOAD_MB = 50
 SHIPPED_TESTSET = Path(__file__).resolve().parents[1] / "weights" / "pidoc" / "testset_aggregates.nc"
 AGGREGATES = pn.state.as_cached("pidoc-testset", _aggregates)
 
@@ -91,6 +94,7 @@ else:
     tabs.append(("Test set", pn.pane.Alert(
         "No test-set evaluation found: run `pidoc evaluate` and pass `--args --testset "
         "FILE.aggregates.nc`.", alert_type="info")))
+tabs.append(("Observations", ObservationView(MODEL, max_upload_mb=UPLOAD_MB).panel()))
 pn.Column(
     pn.pane.Markdown("# π-DOC Explorer\nMass maps, ages and distances of globular clusters from "
                      "their light (Chardin & Bianchini 2021), on embedded cluster analogues."),

@@ -181,3 +181,11 @@ if __name__ == "__main__":  # python tests/test_notebooks.py notebooks/NAME.ipyn
         nb, durations = execute(arg, SMOKE=True)
         print(f"{arg}: {time.perf_counter() - t0:.1f} s; cells {durations}")
         print(text_of(nb)[-3000:])
+
+
+def test_observations(run_notebook):
+    nb, _ = run_notebook("05_observations.ipynb")
+    text = text_of(nb)
+    assert number_after(text, "(ratio") == pytest.approx(1.0, abs=2e-3)  # flux conserved
+    assert number_after(text, "field colour g - r =") == pytest.approx(0.55, abs=1e-3)
+    assert "training range:" in text and "ONLINE = False" in text

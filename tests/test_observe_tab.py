@@ -1,0 +1,195 @@
+"""The dashboard's Observations tab without a browser: an uploaded FITS image becomes the same
+flux map, mass map and numbers as the library computes; bad uploads give an Alert, not a traceback.
+
+The image is a mock observation of a Plummer cluster written, as in ``test_observations.py``, as
+calibrated counts with a rotated TAN WCS at the Harris (2010) centre of NGC 5053, in memory.
+"""
+
+import gzip
+import io
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from astropy.io import fits
+
+from pidoc_core import observations as O
+from pidoc_core.imager import ObservationSetup, render
+
+from .conftest import plummer_snapshot
+from .test_observations import CENTRE, STANDARDISATION, ZP, counts_per_flux, rotated_header
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "app"))
+
+DISTANCE = 17.4  # kpc, NGC 5053 (Harris 2010)
+
+
+@pytest.fixture(scope="module")
+def model():
+    import keras
+
+    from pidoc_core.model import PiDOC
+
+    keras.utils.set_random_seed(0)
+    return PiDOC.build(mass=dict(filters=(4, 8, 8, 8), bottleneck_filters=8),
+                       age_distance=dict(filters=(4, 4, 4, 4)), standardisation=STANDARDISATION,
+                       provenance={"training_mass_to_light": 1.0})
+
+
+@pytest.fixture(scope="module")
+def fits_bytes():
+    """A 72" mock image (0.2" pixels, rotated 30 deg) of a Plummer cluster at NGC 5053, as bytes."""
+    snap = plummer_snapshot(20_000, seed=3)
+    setup = ObservationSetup(distance_kpc=DISTANCE, psf_fwhm_arcsec=1.0, rotation_deg=30.0,
+                             fov_arcsec=72.0, pixel_arcsec=0.2, smooth_sigma_px=0.0)
+    flux, _ = render(snap, setup)
+    h = rotated_header(flux.shape[0], 0.2, 30.0)
+    h["BUNIT"] = "count"
+    h["MAGZERO"] = ZP
+    buf = io.BytesIO()
+    fits.PrimaryHDU((flux * counts_per_flux()).astype(np.float32), h).writeto(buf)
+    return buf.getvalue()
+
+
+@pytest.fixture()
+def view(model):
+    from observe_tab import ObservationView
+
+    return ObservationView(model)
+
+
+def upload(view, data, name="ngc5053.fits"):
+    view.upload.filename = name
+    view.upload.value = data
+
+
+def test_upload_predict_updates_maps_numbers_and_verdict(view, fits_bytes, model):
+    assert np.isnan(view.flux_src.data["image"][0]).all()
+    upload(view, fits_bytes)
+    assert view.status.alert_type == "info" and "Predict" in view.status.object
+    view.cluster.value = "NGC 5053"
+    view.predict()
+    assert view.status.alert_type == "success", view.status.object
+    # the maps are the library's: the flux map of the image, the model's mass map of it
+    expected = O.flux_map_from_image(fits.open(io.BytesIO(fits_bytes)), cluster="NGC 5053")
+    flux = view.flux_src.data["image"][0]
+    np.testing.assert_allclose(flux, expected.flux.values, atol=1e-6)
+    mass = view.mass_src.data["image"][0]
+    np.testing.assert_allclose(mass, model.predict(expected.flux.values).mass.values[0], atol=1e-5)
+    ds = view.result
+    # numbers: L_V = (sum F) 4 pi d^2 at the catalogue distance, M/L = field mass / L_V
+    lum = expected.attrs["field_flux_lsun_kpc2"] * 4 * math.pi * DISTANCE ** 2
+    assert float(ds.luminosity_v) == pytest.approx(lum, rel=1e-6)
+    assert ds.attrs["distance_source"].startswith("catalogue")
+    assert float(ds.field_mass) == pytest.approx((10.0 ** mass.astype(float)).sum(), rel=1e-4)
+    ml = float(ds.field_mass) / lum
+    html = view.numbers.object
+    assert f"{ml:.2f}" in html and f"{lum:,.0f}" in html and f"{float(ds.age):.1f}" in html
+    # beside ours: the paper's v0.1 predictions and the literature for NGC 5053 (Table 3)
+    assert "1.76" in html and "2.60 ± 0.59" in html and "16.8" in html and "12.2" in html
+    # the verdict is shown: a Plummer field of a few 1000 Lsun at 17.4 kpc is inside
+    assert view.verdict.visible and view.verdict.alert_type == "success"
+    assert "Inside" in view.verdict.object
+    # colour scales follow the maps
+    assert view.flux_mapper.low < view.flux_mapper.high <= float(flux.max()) + 1e-6
+
+
+def test_radec_centre_distance_and_outside_verdict(view, fits_bytes):
+    upload(view, gzip.compress(fits_bytes), name="ngc5053.fits.gz")
+    view.mode.value = "RA / Dec"
+    assert view.ra.visible and not view.cluster.visible
+    view.ra.value, view.dec.value = "13:16:27.09", "+17:42:00.9"
+    view.distance.value = 120.0  # beyond the trained 10-100 kpc, and far too luminous
+    view.predict()
+    assert view.status.alert_type == "success", view.status.object
+    ds = view.result
+    assert ds.attrs["distance_used_kpc"] == 120.0 and ds.attrs["distance_source"] == "given"
+    assert view.verdict.visible and view.verdict.alert_type == "warning"
+    assert "Outside" in view.verdict.object and "120 kpc is outside" in view.verdict.object
+    # no catalogue row for a free centre: only our column
+    assert "Table 3" not in view.numbers.object
+    # the luminosity scales as d^2 at fixed flux
+    view.distance.value = 60.0
+    view.predict()
+    assert float(view.result.luminosity_v) == pytest.approx(float(ds.luminosity_v) / 4, rel=1e-6)
+
+
+def test_oversize_upload_is_refused_before_parsing(model, fits_bytes, monkeypatch):
+    import observe_tab
+    from observe_tab import ObservationView
+
+    small = ObservationView(model, max_upload_mb=0.1)
+    assert len(fits_bytes) > 0.1 * 2 ** 20
+
+    def no_parsing(*args, **kwargs):
+        raise AssertionError("an oversize upload was parsed")
+
+    monkeypatch.setattr(observe_tab.fits, "open", no_parsing)
+    upload(small, fits_bytes, name="big.fits")
+    assert small.status.alert_type == "danger"
+    assert "larger than the 0.1 MB upload limit" in small.status.object
+    assert "big.fits" in small.status.object
+    small.predict()
+    assert small.status.alert_type == "danger" and "0.1 MB upload limit" in small.status.object
+    assert np.isnan(small.flux_src.data["image"][0]).all() and small.result is None
+
+
+def test_decompression_bomb_is_refused(model):
+    from observe_tab import ObservationView
+
+    tiny = ObservationView(model, max_megapixels=0.01)  # 10,000 pixels
+    buf = io.BytesIO()
+    fits.PrimaryHDU(np.zeros((200, 200), dtype=np.float64)).writeto(buf)
+    upload(tiny, gzip.compress(buf.getvalue()), name="bomb.fits.gz")
+    tiny.predict()
+    assert tiny.status.alert_type == "danger" and "million pixels" in tiny.status.object
+
+
+@pytest.mark.parametrize("case, message", [
+    ("no_wcs", "no celestial WCS"),
+    ("not_fits", "not a readable FITS file"),
+    ("wrong_unit", "is not a count unit"),
+    ("nan", "NaN/inf (masked)"),
+    ("outside", "outside the"),
+    ("nothing", "no file uploaded"),
+])
+def test_bad_inputs_give_an_error_alert(view, fits_bytes, case, message):
+    data = fits_bytes
+    view.cluster.value = "NGC 5053"
+    if case == "no_wcs":
+        buf = io.BytesIO()
+        fits.PrimaryHDU(np.ones((300, 300), dtype=np.float32),
+                        fits.Header({"MAGZERO": ZP})).writeto(buf)
+        data = buf.getvalue()
+    elif case == "not_fits":
+        data = b"SIMPLE? no, this is a text file\n" * 100
+    elif case in ("wrong_unit", "nan"):
+        hdu = fits.open(io.BytesIO(fits_bytes))[0]
+        if case == "wrong_unit":
+            hdu.header["BUNIT"] = "MJy/sr"
+        else:
+            hdu.data[100:260, 100:260] = np.nan
+        buf = io.BytesIO()
+        hdu.writeto(buf)
+        data = buf.getvalue()
+    elif case == "outside":
+        view.cluster.value = "NGC 4590"
+    if case != "nothing":
+        upload(view, data, name=f"{case}.fits")
+    view.predict()
+    assert view.status.alert_type == "danger"
+    assert message in view.status.object, view.status.object
+    assert "Traceback" not in view.status.object
+    assert not view.verdict.visible and view.result is None
+
+
+def test_panel_builds(view):
+    import panel as pn
+
+    layout = view.panel()
+    assert isinstance(layout, pn.Row)
+    assert view.upload.accept == ".fits,.fit,.fz,.fits.gz"
+    root = layout.get_root()  # the Bokeh models of the tab build
+    assert root is not None
