@@ -85,8 +85,10 @@ class ExploreView:
         self.widgets = (self.run, self.time, self.distance, self.psf, self.shift_x, self.shift_y,
                         self.rotation, self.angle)
         self._build_plots()
-        self.status = pn.pane.Alert("", alert_type="success", margin=(0, 5))
-        self.numbers = pn.pane.HTML("", width=420)
+        # fixed sizes: text changes then repaint in place instead of re-laying out the page
+        self.status = pn.pane.Alert("", alert_type="success", margin=(0, 5), height=90,
+                                    sizing_mode="stretch_width")
+        self.numbers = pn.pane.HTML("", width=420, height=170)
         for widget in self.widgets:
             widget.param.watch(self.update, "value")
         self.last = None
