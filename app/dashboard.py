@@ -1,11 +1,14 @@
 """π-DOC Explorer dashboard: ``make serve`` = ``panel serve app/dashboard.py``.
 
-Options after ``--args``: ``--weights DIR`` (a saved π-DOC model; default the shipped one, or
-``$PIDOC_WEIGHTS``), ``--snapshots DIR`` (a directory of the user's snapshot files, read by
-:func:`pidoc_core.readers.read_snapshot`, offered beside the embedded analogues; fixed when the
-server starts, never typed into the page), ``--testset FILE`` (the aggregates ``pidoc evaluate`` writes beside its
-predictions; default the shipped ``weights/pidoc/testset_aggregates.nc``), ``--n-stars N`` (stars of the embedded analogues; default 50,000), ``--no-embedded`` (only the
-``--snapshots`` directory).
+Options after ``--args``:
+
+- ``--weights DIR``: a saved π-DOC model (default the shipped one, or ``$PIDOC_WEIGHTS``);
+- ``--snapshots DIR``: a directory of the user's snapshot files, read by
+  :func:`pidoc_core.readers.read_snapshot` and offered beside the embedded analogues (fixed when
+  the server starts, never typed into the page); ``--no-embedded`` offers only that directory;
+- ``--testset FILE``: the aggregates ``pidoc evaluate`` writes beside its predictions (default the
+  shipped ``weights/pidoc/testset_aggregates.nc``);
+- ``--n-stars N``: stars of the embedded analogues (default 50,000).
 
 The model, the snapshot sources and the snapshots are cached once per server process and shared
 read-only by all sessions; each session has its own widgets and plot sources.
@@ -83,7 +86,8 @@ def _aggregates():
 
 #: Largest FITS upload, MB; the server's websocket limit (Makefile) leaves room for base64.
 UPLOAD_MB = 50
-SHIPPED_TESTSET = Path(__file__).resolve().parents[1] / "weights" / "pidoc" / "testset_aggregates.nc"
+SHIPPED_TESTSET = (Path(__file__).resolve().parents[1] / "weights" / "pidoc"
+                   / "testset_aggregates.nc")
 AGGREGATES = pn.state.as_cached("pidoc-testset", _aggregates)
 
 explore_view = ExploreView(SOURCES, MODEL, upsilon=UPSILON, snapshot_cache=_snapshot, grid=GRID)

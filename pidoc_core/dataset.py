@@ -663,7 +663,6 @@ def paper_splits(sources=None, *, n_train=20_000, n_val=2_000, n_test=8_172, see
 
     per_run_train, per_run_val = n_train // k, n_val // k
     chosen = {"train": [], "val": []}
-    pools = {}
     for r in train_runs:
         combos = _grid_combos({r: tbr[r]}, PAPER_TRAIN_DISTANCES_KPC, PAPER_TRAIN_PSFS_ARCSEC)
         n = len(combos)

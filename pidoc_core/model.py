@@ -40,6 +40,7 @@ import numpy as np
 import xarray as xr
 
 from . import networks
+from ._atomic import replace_directory
 
 __all__ = [
     "ModelError",
@@ -793,13 +794,7 @@ class PiDOC:
                 f.write("\n")
                 f.flush()
                 os.fsync(f.fileno())
-            old = None
-            if directory.exists():
-                old = directory.parent / f".{directory.name}.old-{os.getpid()}"
-                os.replace(directory, old)
-            os.replace(tmp, directory)
-            if old is not None:
-                shutil.rmtree(old, ignore_errors=True)
+            replace_directory(tmp, directory)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise

@@ -86,7 +86,6 @@ import io
 import math
 import os
 import sys
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from importlib import resources
@@ -101,6 +100,7 @@ from astropy.table import Table
 from astropy.wcs import WCS, FITSFixedWarning
 from astropy.wcs.utils import proj_plane_pixel_area, proj_plane_pixel_scales
 
+from ._atomic import atomic_path
 from .imager import FLUX_FLOOR, MASS_FLOOR
 from .photometry import MV_SUN
 
@@ -1194,15 +1194,8 @@ def predict_image(image=None, *, g=None, r=None, centre=None, cluster: str | Non
 
 def _atomic_write(path: Path, write) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path, suffix=path.suffix or ".part") as tmp:
+        write(str(tmp))
     return path
 
 

@@ -75,10 +75,8 @@ import argparse
 import hashlib
 import json
 import math
-import os
 import shutil
 import sys
-import tempfile
 import time as _time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -88,6 +86,7 @@ import numpy as np
 import xarray as xr
 
 from . import evaluation as ev
+from ._atomic import atomic_path, replace_directory
 
 __all__ = [
     "ReportError",
@@ -515,13 +514,7 @@ def _write_predictions(model, test, train, path: Path, n, identity, key, *, batc
             str(partial), region={"chunk": slice(c0, c1)}, consolidated=False)
         bar.update(e - s)
     bar.close()
-    old = None
-    if path.exists():
-        old = path.parent / f".{path.name}.old-{os.getpid()}"
-        os.replace(path, old)
-    os.replace(partial, path)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    replace_directory(partial, path)
     stale = aggregates_path(path)
     if stale.exists():
         stale.unlink()
@@ -729,16 +722,8 @@ def _compute_aggregates(test, pred, n, *, progress) -> xr.Dataset:
 
 
 def _atomic_netcdf(ds: xr.Dataset, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=".nc") as tmp:
         ds.to_netcdf(tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def open_aggregates(path) -> xr.Dataset:

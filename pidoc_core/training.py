@@ -45,7 +45,6 @@ import json
 import math
 import os
 import shutil
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -57,6 +56,7 @@ import keras
 import numpy as np
 
 from . import networks
+from ._atomic import atomic_path
 from .model import PiDOC
 
 __all__ = [
@@ -360,17 +360,10 @@ def _to_numpy(v):
 
 
 def _write_npz_atomic(path: Path, arrays: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path, suffix=".tmp") as tmp, open(tmp, "wb") as f:
+        np.savez(f, **arrays)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def _assign_all(variables, arrays, what, path):
@@ -680,17 +673,11 @@ def _rewrite_csv(path: Path, history: list) -> None:
         path.unlink(missing_ok=True)
         return
     keys = sorted({k for row in history for k in row if k != "epoch"})
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(["epoch", *keys])
-            for row in history:
-                writer.writerow([row["epoch"], *[row.get(k, "NA") for k in keys]])
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path, suffix=".tmp") as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["epoch", *keys])
+        for row in history:
+            writer.writerow([row["epoch"], *[row.get(k, "NA") for k in keys]])
 
 
 def _curves_summary(history):

@@ -9,10 +9,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from .._atomic import atomic_path
 
 __all__ = ["CODE_VERSION", "resolve_cache_dir", "cache_key", "save_npz", "load_npz"]
 
@@ -61,16 +62,8 @@ def cache_key(kind: str, **params) -> str:
 
 def save_npz(path: Path, **arrays) -> None:
     """Write arrays to ``path`` atomically (temporary file in the same directory, then rename)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=path.stem + ".", suffix=".tmp.npz", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=".tmp.npz") as tmp:
         np.savez(tmp, **{k: np.asarray(v) for k, v in arrays.items()})
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def load_npz(path: Path) -> dict[str, np.ndarray] | None:

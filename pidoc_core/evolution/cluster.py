@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 import time as _time
 from pathlib import Path
 
 import numpy as np
 
+from .._atomic import atomic_path
 from ..snapshot import Snapshot
 from ._cache import CODE_VERSION, cache_key, load_npz, resolve_cache_dir, save_npz
 from .dynamics import (GlobalHistory, concentration_w0, run_cbhbd, segregation_delta,
@@ -403,14 +402,7 @@ def export_snapshots(evolution, times, directory, *, format="ecsv", progress=Tru
                   disable=not progress, unit="snap"):
         snap = evolution.snapshot(float(t))
         path = directory / f"{slug}_t{snap.time:07.3f}Gyr{ext}"
-        fd, tmp = tempfile.mkstemp(prefix=path.stem + ".", suffix=".tmp" + ext, dir=directory)
-        os.close(fd)
-        try:
+        with atomic_path(path, suffix=".tmp" + ext) as tmp:
             snap.to_table().write(tmp, format=writer, overwrite=True)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
         paths.append(path)
     return paths
