@@ -7,6 +7,7 @@ patches every data source inside one ``pn.io.hold()`` so the browser repaints on
 
 from __future__ import annotations
 
+import functools
 import html
 import math
 
@@ -51,7 +52,8 @@ class ExploreView:
     upsilon : float
         Constant-M/L baseline, Msun/Lsun (the training set's mean M/L_V).
     snapshot_cache : callable, optional
-        ``(run, time) -> Snapshot``; default ``sources[run].snapshot(time)``.
+        ``(run, time) -> Snapshot`` returning the same object for the same arguments (the server
+        shares one across sessions); default a per-view LRU cache of ``sources[run].snapshot``.
     grid : dict, optional
         The model's training conditions (see :func:`pidoc_core.exploration.training_grid_flags`).
     """
@@ -61,7 +63,9 @@ class ExploreView:
         self.model = model
         self.upsilon = float(upsilon)
         self.grid = grid
-        self._snapshot = snapshot_cache or (lambda run, t: sources[run].snapshot(t))
+        # snapshots must be reused: the imager caches each one's density centre (~60 ms)
+        self._snapshot = snapshot_cache or functools.lru_cache(maxsize=8)(
+            lambda run, t: sources[run].snapshot(t))
         names = list(sources)
         times = np.asarray(sources[names[0]].times, dtype=float)
         self.run = pn.widgets.Select(label="Run", options=names,
