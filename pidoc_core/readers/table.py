@@ -17,7 +17,6 @@ from __future__ import annotations
 import math
 import os
 import re
-import uuid
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -27,6 +26,7 @@ from astropy import units as u
 from astropy.table import Column, MaskedColumn, Table
 from astropy.utils.exceptions import AstropyUserWarning
 
+from pidoc_core._atomic import atomic_path
 from pidoc_core.snapshot import COLUMNS, OPTIONAL_COLUMNS, Snapshot, SnapshotError
 
 from ._common import ReaderError, as_path, check_readable, parse_unit, to_gyr
@@ -626,12 +626,12 @@ def write_table(snapshot: Snapshot, path, *, format: str | None = None,
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
     table = snapshot.to_table()
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
+    # the temporary file is ours (created empty by atomic_path): writers may overwrite it
+    with atomic_path(path, suffix=".tmp") as tmp:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # HIERARCH cards, YAML of meta
             if fmt == "ecsv":
-                table.write(tmp, format="ascii.ecsv")
+                table.write(tmp, format="ascii.ecsv", overwrite=True)
             elif fmt == "fits":
                 meta = _scalar_meta(table.meta)
                 meta.pop("time", None)
@@ -642,14 +642,11 @@ def write_table(snapshot: Snapshot, path, *, format: str | None = None,
                 table.meta["TIME"] = snapshot.time
                 table.meta["TIMEUNIT"] = "Gyr"
                 table.meta["NAME"] = snapshot.name
-                table.write(tmp, format="fits")
+                table.write(tmp, format="fits", overwrite=True)
             elif fmt == "hdf5":
-                table.write(tmp, format="hdf5", path="snapshot", serialize_meta=True)
+                table.write(tmp, format="hdf5", path="snapshot", serialize_meta=True,
+                            overwrite=True)
             else:
-                table.write(tmp, format="parquet")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+                table.write(tmp, format="parquet", overwrite=True)
     return path
 
