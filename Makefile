@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check -q
-ADDRESS ?= 127.0.0.1
+# loopback only; `make serve ADDRESS=...` on the command line overrides it on purpose
+ADDRESS = 127.0.0.1
 PORT   ?= 5006
 
 .PHONY: serve test bench install install-test clean-venv

@@ -37,12 +37,12 @@ class TestSetView:
         self.agg = aggregates
         distances = [float(d) for d in aggregates.distance_group.values]
         self.distances = pn.widgets.MultiChoice(
-            name="True distance (kpc)", options=distances, value=distances)
+            label="True distance (kpc)", options=distances, value=distances)
         t = aggregates.time.values
         self.times = pn.widgets.RangeSlider(
-            name="Age range (Gyr)", start=float(np.floor(t.min())), end=float(np.ceil(t.max())),
+            label="Age range (Gyr)", start=float(np.floor(t.min())), end=float(np.ceil(t.max())),
             value=(float(np.floor(t.min())), float(np.ceil(t.max()))), step=0.5)
-        self.model = pn.widgets.Select(name="Mass model", options=list(aggregates.model.values))
+        self.model = pn.widgets.Select(label="Mass model", options=list(aggregates.model.values))
         self.view = pn.bind(self.figures, self.distances, self.times, self.model)
 
     # ------------------------------------------------------------------ selections

@@ -6,7 +6,7 @@ from setting the widget's value to the frame after every map's data source chang
 measured in the same run, is the server-side work of one move (:func:`pidoc_core.exploration.explore`
 called in-process). Target (issue 7): median <= 150 ms.
 
-Run: ``python benchmarks/bench_dashboard.py [--moves 30] [--weights DIR]``
+Run: ``python benchmarks/bench_dashboard.py [--moves 30] [--weights DIR] [--json FILE]``
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from browser import launch_browser, serve_dashboard, set_slider  # noqa: E402
+from results import Figure, spread, write_json  # noqa: E402
 
 MOVES = (("Distance (kpc)", (20, 35, 50, 65, 80)), ("PSF FWHM (arcsec)", (0.6, 0.9, 1.2, 1.45)),
          ("Centre shift x (arcsec)", (-3.0, -1.0, 1.5, 4.0)))
@@ -45,10 +46,11 @@ def server_side_ms(repeats: int, weights) -> np.ndarray:
     return 1e3 * np.asarray(times[1:])
 
 
-def main(argv=None) -> dict:
+def main(argv=None) -> list[Figure]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--moves", type=int, default=30)
     parser.add_argument("--weights", default=os.environ.get("PIDOC_WEIGHTS"))
+    parser.add_argument("--json", default=None, help="write the figures to this JSON file")
     args = parser.parse_args(argv)
     from playwright.sync_api import sync_playwright
 
@@ -68,19 +70,21 @@ def main(argv=None) -> dict:
                     for v in values:
                         latencies.append(set_slider(page, title, v))
             browser.close()
-    lat = np.asarray(latencies[: args.moves])
-    result = {
-        "median_ms": float(np.median(lat)),
-        "p05_ms": float(np.percentile(lat, 5)),
-        "p95_ms": float(np.percentile(lat, 95)),
-        "server_median_ms": float(np.median(anchor)),
-        "moves": int(lat.size),
-    }
-    print(f"slider -> repaint over {lat.size} moves: median {result['median_ms']:.0f} ms "
-          f"(5-95%: {result['p05_ms']:.0f}-{result['p95_ms']:.0f} ms) [target <= 150 ms]")
-    print(f"server-side explore() alone: median {result['server_median_ms']:.0f} ms; "
-          f"ratio page / server {result['median_ms'] / result['server_median_ms']:.2f}")
-    return result
+    med, p05, p95, n = spread(latencies[: args.moves])
+    server = spread(anchor)
+    print(f"slider -> repaint over {n} moves: median {med:.0f} ms (5-95%: {p05:.0f}-{p95:.0f} ms)"
+          " [target <= 150 ms]")
+    print(f"server-side explore() alone: median {server[0]:.0f} ms (5-95%: {server[1]:.0f}-"
+          f"{server[2]:.0f}); ratio page / server {med / server[0]:.2f}")
+    figures = [
+        Figure("dashboard", "slider change -> every map repainted, headless Chromium, 1 session",
+               "ms", med, p05, p95, n, "<= 150 ms", med <= 150,
+               "server-side explore() of one move, in-process", server[0], "ms", med / server[0],
+               "page / server"),
+    ]
+    if args.json:
+        write_json(figures, args.json)
+    return figures
 
 
 if __name__ == "__main__":

@@ -1,21 +1,28 @@
 """Inference speed of the mass network: ms per map at batch 1 and batch 64, beside the paper's 70 ms.
 
-Anchors measured in the same run: the full-size encoder-decoder of the paper (CED.json) and the
-shipped model (``weights/pidoc``, a reduced network), each with and without XLA ``jit_compile``.
-Targets (issue 5): <= 30 ms for one map, <= 7 ms per map batched.
+Timed: the shipped model (``weights/pidoc``, a reduced network) and the full-size encoder-decoder
+of the paper (CED.json), each with and without XLA ``jit_compile``, and ``PiDOC.predict`` end to
+end (standardisation, both networks, xarray output) as the dashboard calls it. The anchor measured
+in the same run is the paper-size network without XLA; the paper's own figure (70 ms per map on
+its hardware) is quoted beside. Targets (issue 5): <= 30 ms for one map, <= 7 ms per map batched.
 
-Run: ``python benchmarks/bench_inference.py [--repeats 30] [--weights DIR]``
+Run: ``python benchmarks/bench_inference.py [--repeats 30] [--weights DIR] [--json FILE]``
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from results import Figure, spread, write_json  # noqa: E402
 
 PAPER_MS_PER_MAP = 70.0
 
@@ -31,7 +38,7 @@ def _time_calls(fn, repeats):
 
 
 def bench_network(network, *, repeats, jit):
-    """(ms per map at batch 1: median, p05, p95), (ms per map at batch 64: median, p05, p95)."""
+    """Spreads (see :func:`results.spread`) of ms per map at batch 1 and at batch 64."""
     import keras
     import tensorflow as tf
 
@@ -44,41 +51,57 @@ def bench_network(network, *, repeats, jit):
     del keras
     t1 = _time_calls(lambda: call(one).numpy(), repeats) * 1e3
     t64 = _time_calls(lambda: call(many).numpy(), max(3, repeats // 5)) * 1e3 / 64
-    return tuple(np.percentile(t1, [50, 5, 95])), tuple(np.percentile(t64, [50, 5, 95]))
+    return spread(t1), spread(t64)
 
 
-def main(argv=None) -> dict:
+def main(argv=None) -> list[Figure]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--weights", default=None, help="saved model directory (default: shipped)")
+    parser.add_argument("--json", default=None, help="write the figures to this JSON file")
     args = parser.parse_args(argv)
 
-    from pidoc_core.model import PiDOC, ModelError
+    from pidoc_core.model import PiDOC
     from pidoc_core.networks import build_encoder_decoder
 
-    candidates = {"paper-size encoder-decoder (CED.json, untrained)": build_encoder_decoder()}
-    try:
-        shipped = PiDOC.load(args.weights)
-        if shipped.mass_network is not None:
-            candidates["shipped mass network"] = shipped.mass_network
-    except ModelError as exc:
-        print(f"(no shipped model: {exc})")
+    shipped = PiDOC.load(args.weights)
+    candidates = {"paper-size encoder-decoder (CED.json)": build_encoder_decoder(),
+                  "shipped mass network": shipped.mass_network}
     results = {}
     for name, net in candidates.items():
         for jit in (False, True):
             key = f"{name}{' + XLA' if jit else ''}"
-            try:
-                b1, b64 = bench_network(net, repeats=args.repeats, jit=jit)
-            except Exception as exc:  # XLA may be unavailable for some ops on some builds
-                print(f"{key}: failed ({type(exc).__name__}: {exc})")
-                continue
-            results[key] = {"batch1_ms": b1, "batch64_ms_per_map": b64,
-                            "params": int(net.count_params())}
+            b1, b64 = bench_network(net, repeats=args.repeats, jit=jit)
+            results[key] = (b1, b64, int(net.count_params()))
             print(f"{key} ({net.count_params():,} parameters): batch 1 {b1[0]:.1f} ms "
                   f"(5-95%: {b1[1]:.1f}-{b1[2]:.1f}) [target <= 30]; batch 64 {b64[0]:.2f} ms/map "
                   f"(5-95%: {b64[1]:.2f}-{b64[2]:.2f}) [target <= 7]; paper {PAPER_MS_PER_MAP:.0f} "
                   f"ms/map -> x{PAPER_MS_PER_MAP / b64[0]:.1f} batched")
-    return results
+    one = np.full((160, 160), -5.4) + np.random.default_rng(2).normal(scale=0.5, size=(160, 160))
+    t_predict = _time_calls(lambda: shipped.predict(one), args.repeats) * 1e3
+    end_to_end = spread(t_predict)
+    print(f"PiDOC.predict on one map (mass + age/distance, xarray out): {end_to_end[0]:.1f} ms "
+          f"(5-95%: {end_to_end[1]:.1f}-{end_to_end[2]:.1f})")
+
+    anchor_key = "paper-size encoder-decoder (CED.json)"
+    figures = []
+    for key, (b1, b64, params) in results.items():
+        for label, sp, target, anchor in (("batch 1", b1, 30.0, results[anchor_key][0]),
+                                          ("batch 64, per map", b64, 7.0,
+                                           results[anchor_key][1])):
+            figures.append(Figure(
+                "inference", f"{key}, {params:,} parameters, {label} (paper: 70 ms/map)",
+                "ms/map", *sp, f"<= {target:g} ms", sp[0] <= target,
+                "paper-size network, no XLA", anchor[0], "ms/map", anchor[0] / sp[0],
+                "paper-size / this"))
+    figures.append(Figure(
+        "inference", "PiDOC.predict, one map, both networks (what a dashboard move calls)", "ms",
+        *end_to_end, "<= 30 ms", end_to_end[0] <= 30, "shipped mass network, batch 1",
+        results["shipped mass network"][0][0], "ms", end_to_end[0] / results[
+            "shipped mass network"][0][0], "predict / mass network"))
+    if args.json:
+        write_json(figures, args.json)
+    return figures
 
 
 if __name__ == "__main__":

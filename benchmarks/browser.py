@@ -16,8 +16,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-__all__ = ["CHROMIUM", "CHROMIUM_ARGS", "free_port", "serve_dashboard", "launch_browser",
-           "set_slider", "move_latency_ms", "REPO"]
+__all__ = ["CHROMIUM", "CHROMIUM_ARGS", "SET_AND_TIME_JS", "free_port", "serve_dashboard",
+           "launch_browser", "set_slider", "move_latency_ms", "REPO"]
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
@@ -33,15 +33,16 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve_dashboard(*, args=(), env=None, timeout_s=600.0, log_path=None):
-    """Run ``panel serve app/dashboard.py`` on a free loopback port; yield the page URL.
+def serve_dashboard(*, args=(), options=(), env=None, timeout_s=600.0, log_path=None):
+    """Run ``panel serve app/dashboard.py`` on a free loopback port; yield (page URL, process).
 
-    The server runs in its own process group and is stopped (with its children) on exit.
+    ``options`` go to ``panel serve`` itself, ``args`` to the dashboard (after ``--args``). The
+    server runs in its own process group and is stopped (with its children) on exit.
     """
     port = free_port()
     cmd = [sys.executable, "-m", "panel", "serve", str(REPO / "app" / "dashboard.py"),
            "--address", "127.0.0.1", "--port", str(port),
-           f"--allow-websocket-origin=127.0.0.1:{port}"]
+           f"--allow-websocket-origin=127.0.0.1:{port}", *map(str, options)]
     if args:
         cmd += ["--args", *map(str, args)]
     log = open(log_path, "wb") if log_path else subprocess.DEVNULL
@@ -78,7 +79,8 @@ def launch_browser(playwright):
     return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
 
 
-_SET_AND_TIME = """
+#: Page function ``([title, value]) -> ms``: set a widget, resolve after every map repainted.
+SET_AND_TIME_JS = """
 async ([title, value]) => {
   const doc = Bokeh.documents[0];
   const models = [...doc.all_models];
@@ -107,7 +109,7 @@ async ([title, value]) => {
 
 def set_slider(page, title, value):
     """Set a Bokeh widget's value by its title; return ms until every map has repainted."""
-    return page.evaluate(_SET_AND_TIME, [title, value])
+    return page.evaluate(SET_AND_TIME_JS, [title, value])
 
 
 def move_latency_ms(page, title, values):

@@ -54,15 +54,21 @@ def atomic_path(path, *, suffix: str = ".part", mode: int = 0o644):
 def replace_directory(source, destination) -> Path:
     """Move a finished directory ``source`` to ``destination``, replacing an earlier one.
 
-    The earlier directory is first renamed aside, so ``destination`` always holds either the old
-    or the new complete directory; the old one is deleted afterwards.
+    The earlier directory is first renamed aside, so ``destination`` holds either the old or the
+    new complete directory (and, for the instant between the two renames, nothing); if the second
+    rename fails the old directory is put back. The old one is deleted afterwards.
     """
     source, destination = Path(source), Path(destination)
     old = None
     if destination.exists():
         old = destination.parent / f".{destination.name}.old-{os.getpid()}"
         os.replace(destination, old)
-    os.replace(source, destination)
+    try:
+        os.replace(source, destination)
+    except BaseException:
+        if old is not None:
+            os.replace(old, destination)
+        raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
     return destination

@@ -59,6 +59,15 @@ MASS_FLOOR = 1e-8
 PC_PER_ARCSEC_PER_KPC = float((1 * u.arcsec).to_value(u.rad) * 1e3)
 #: Fraction of a Moffat PSF's light beyond its truncation radius (before renormalisation).
 MOFFAT_TAIL = 1e-3
+#: Distances the imager can represent, kpc: beyond them fluxes or angles over- or underflow.
+DISTANCE_RANGE_KPC = (1e-9, 1e12)
+#: Largest Moffat beta: beyond it (1 + r^2/gamma^2)^-beta is lost to rounding (use ~Gaussian).
+MOFFAT_BETA_MAX = 1e6
+#: Largest radius of the PSF + smoothing kernel, pixels.
+MAX_KERNEL_RADIUS_PX = 2048
+#: A PSF FWHM or smoothing sigma below this many pixels is a delta function on the pixel grid
+#: (the kernels are sampled 10 times per pixel; narrower ones would sum to 0).
+_DELTA_KERNEL_PX = 0.01
 
 _LINES_OF_SIGHT = {"z": (0, 1), "x": (1, 2), "y": (2, 0)}
 _EXACT_TRIG = {0: (1.0, 0.0), 90: (0.0, 1.0), 180: (-1.0, 0.0), 270: (0.0, -1.0)}
@@ -74,6 +83,11 @@ def _number(name, value, unit, *, positive=False, nonnegative=False):
             value = value.to_value(unit)
         except u.UnitConversionError:
             raise ObservationError(f"{name} must be in units of {unit}, got {value}") from None
+    dtype = getattr(value, "dtype", None)
+    if isinstance(value, (bool, str, bytes, bytearray, complex)) or (
+            isinstance(dtype, np.dtype) and dtype.kind not in "iuf"):
+        # float() would take True as 1, "15" as 15 and drop a numpy imaginary part
+        raise ObservationError(f"{name} must be a number, got {value!r}")
     try:
         value = float(value)
     except (TypeError, ValueError):
@@ -137,19 +151,25 @@ class ObservationSetup:
     def __post_init__(self) -> None:
         setattr_ = object.__setattr__
         setattr_(self, "distance_kpc", _number("distance_kpc", self.distance_kpc, u.kpc, positive=True))
+        lo, hi = DISTANCE_RANGE_KPC
+        if not lo <= self.distance_kpc <= hi:
+            raise ObservationError(
+                f"distance_kpc must be between {lo:g} and {hi:g} kpc, got {self.distance_kpc!r}")
         setattr_(self, "psf_fwhm_arcsec",
                  _number("psf_fwhm_arcsec", self.psf_fwhm_arcsec, u.arcsec, positive=True))
         shift = self.shift_arcsec
-        if isinstance(shift, u.Quantity):
+        if isinstance(shift, u.Quantity) and shift.ndim > 0:
             shift = tuple(shift)
         try:
+            if isinstance(shift, (str, bytes)):
+                raise TypeError
             sx, sy = shift
         except (TypeError, ValueError):
             raise ObservationError(f"shift_arcsec must be a pair (x, y), got {shift!r}") from None
         setattr_(self, "shift_arcsec", (_number("shift_arcsec[0]", sx, u.arcsec),
                                         _number("shift_arcsec[1]", sy, u.arcsec)))
         setattr_(self, "rotation_deg", _number("rotation_deg", self.rotation_deg, u.deg))
-        if self.line_of_sight not in _LINES_OF_SIGHT:
+        if not isinstance(self.line_of_sight, str) or self.line_of_sight not in _LINES_OF_SIGHT:
             raise ObservationError(
                 f"line_of_sight must be one of {sorted(_LINES_OF_SIGHT)}, got {self.line_of_sight!r}"
             )
@@ -157,6 +177,10 @@ class ObservationSetup:
         setattr_(self, "pixel_arcsec",
                  _number("pixel_arcsec", self.pixel_arcsec, u.arcsec, positive=True))
         ratio = self.fov_arcsec / self.pixel_arcsec
+        if not ratio <= 4096.5:  # also inf, which round() cannot take
+            raise ObservationError(
+                f"fov_arcsec / pixel_arcsec = {self.fov_arcsec} / {self.pixel_arcsec} gives "
+                f"{ratio:.6g} pixels a side; at most 4096")
         if abs(ratio - round(ratio)) > 1e-9 * ratio or round(ratio) < 1:
             raise ObservationError(
                 f"fov_arcsec / pixel_arcsec must be a whole number of pixels, got "
@@ -167,14 +191,22 @@ class ObservationSetup:
         beta = _number("moffat_beta", self.moffat_beta, u.dimensionless_unscaled)
         if beta <= 1:
             raise ObservationError(f"moffat_beta must be > 1 for a normalisable PSF, got {beta!r}")
+        if beta > MOFFAT_BETA_MAX:
+            raise ObservationError(f"moffat_beta must be <= {MOFFAT_BETA_MAX:g} (a Moffat of larger "
+                                   f"beta is a Gaussian to rounding), got {beta!r}")
         setattr_(self, "moffat_beta", beta)
         setattr_(self, "smooth_sigma_px",
                  _number("smooth_sigma_px", self.smooth_sigma_px, u.dimensionless_unscaled,
                          nonnegative=True))
-        if self.kernel_radius_px > 2048:
+        limit = MAX_KERNEL_RADIUS_PX
+        radius = (self.kernel_radius_px
+                  if self._moffat_radius() <= limit and 4.0 * self.smooth_sigma_px <= limit
+                  else math.inf)  # (checked as floats first: ceil() of inf raises)
+        if radius > limit:
             raise ObservationError(
                 f"psf_fwhm_arcsec={self.psf_fwhm_arcsec} and smooth_sigma_px={self.smooth_sigma_px} "
-                f"need a kernel of radius {self.kernel_radius_px} px; at most 2048 px"
+                f"need a kernel of radius {radius} px (moffat_beta={self.moffat_beta}); "
+                f"at most {limit} px"
             )
 
     @property
@@ -193,11 +225,18 @@ class ObservationSetup:
         fwhm_px = self.psf_fwhm_arcsec / self.pixel_arcsec
         return fwhm_px / (2.0 * math.sqrt(2.0 ** (1.0 / self.moffat_beta) - 1.0))
 
+    def _moffat_radius(self) -> float:
+        """Truncation radius of the Moffat kernel as a float, pixels (inf if it overflows)."""
+        try:
+            tail = MOFFAT_TAIL ** (1.0 / (1.0 - self.moffat_beta))
+        except OverflowError:
+            return math.inf
+        return self.moffat_gamma_px * math.sqrt(tail - 1.0)
+
     @property
     def moffat_radius_px(self) -> int:
         """Truncation radius of the Moffat kernel, pixels: the light beyond it is MOFFAT_TAIL."""
-        r = self.moffat_gamma_px * math.sqrt(MOFFAT_TAIL ** (1.0 / (1.0 - self.moffat_beta)) - 1.0)
-        return max(1, math.ceil(r))
+        return max(1, math.ceil(self._moffat_radius()))
 
     @property
     def gauss_radius_px(self) -> int:
@@ -267,12 +306,16 @@ def _kernel_spectra(size: int, gamma_px: float, beta: float, moffat_radius: int,
     from scipy.signal import fftconvolve
 
     msize = 2 * moffat_radius + 1
-    moffat = Moffat2DKernel(gamma=gamma_px, alpha=beta, x_size=msize, y_size=msize,
-                            mode="oversample", factor=10).array
-    yy, xx = np.mgrid[-moffat_radius : moffat_radius + 1, -moffat_radius : moffat_radius + 1]
-    moffat = np.where(xx**2 + yy**2 <= moffat_radius**2, moffat, 0.0)  # circular support
-    moffat /= moffat.sum()
-    if sigma_px > 0:
+    if gamma_px > 0:
+        moffat = Moffat2DKernel(gamma=gamma_px, alpha=beta, x_size=msize, y_size=msize,
+                                mode="oversample", factor=10).array
+        yy, xx = np.mgrid[-moffat_radius : moffat_radius + 1, -moffat_radius : moffat_radius + 1]
+        moffat = np.where(xx**2 + yy**2 <= moffat_radius**2, moffat, 0.0)  # circular support
+        moffat /= moffat.sum()
+    else:  # a PSF far narrower than a pixel: all the light in the star's pixel
+        moffat = np.zeros((msize, msize))
+        moffat[moffat_radius, moffat_radius] = 1.0
+    if sigma_px >= _DELTA_KERNEL_PX:
         gsize = 2 * math.ceil(4.0 * sigma_px) + 1
         gauss = Gaussian2DKernel(x_stddev=sigma_px, x_size=gsize, y_size=gsize,
                                  mode="oversample", factor=10).array
@@ -346,28 +389,33 @@ def render(snapshot: Snapshot, setup: ObservationSetup, *, padded: bool = False)
         raise ObservationError(f"snapshot must be a pidoc_core Snapshot, got {type(snapshot).__name__}")
     if not isinstance(setup, ObservationSetup):
         raise ObservationError(f"setup must be an ObservationSetup, got {type(setup).__name__}")
+    if len(snapshot) == 0:
+        raise ObservationError(f"snapshot {snapshot.name!r} has no stars to observe")
     _, lum_v, mass = _stars(snapshot)
     x, y = _sky_positions(snapshot, setup)
     n, size = setup.n_pixels, setup.canvas_pixels
     offset = (size - n) // 2
     origin = setup.fov_arcsec / 2.0
-    ix = np.floor((x + origin) / setup.pixel_arcsec).astype(np.intp)
-    iy = np.floor((y + origin) / setup.pixel_arcsec).astype(np.intp)
-    ix += offset
-    iy += offset
-    flat = iy * size + ix
-    off = (ix < 0) | (ix >= size) | (iy < 0) | (iy >= size)
+    fx = np.floor((x + origin) / setup.pixel_arcsec)
+    fy = np.floor((y + origin) / setup.pixel_arcsec)
+    # compared as floats: the integer cast of values beyond the intp range is undefined
+    on = (fx >= -offset) & (fx < size - offset) & (fy >= -offset) & (fy < size - offset)
+    off = ~on
     if off.any():  # stars beyond the canvas cannot reach the field: weigh them 0 in bin 0
-        flat[off] = 0
+        fx[off] = -offset
+        fy[off] = -offset
         lum_v = np.where(off, 0.0, lum_v)
         mass = np.where(off, 0.0, mass)
+    flat = (fy.astype(np.intp) + offset) * size + (fx.astype(np.intp) + offset)
     flux_per_lum = 1.0 / (4.0 * math.pi * setup.distance_kpc**2)
     canvas = np.stack([
         np.bincount(flat, weights=lum_v * flux_per_lum, minlength=size * size),
         np.bincount(flat, weights=mass, minlength=size * size),
     ]).reshape(2, size, size)
-    flux_k, mass_k = _kernel_spectra(size, setup.moffat_gamma_px, setup.moffat_beta,
-                                     setup.moffat_radius_px, setup.smooth_sigma_px)
+    sharp = setup.psf_fwhm_arcsec / setup.pixel_arcsec < _DELTA_KERNEL_PX
+    flux_k, mass_k = _kernel_spectra(size, 0.0 if sharp else setup.moffat_gamma_px,
+                                     setup.moffat_beta, setup.moffat_radius_px,
+                                     setup.smooth_sigma_px)
     spectrum = scipy.fft.rfft2(canvas, workers=1, overwrite_x=True)
     spectrum[0] *= flux_k
     spectrum[1] *= mass_k

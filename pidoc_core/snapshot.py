@@ -263,6 +263,10 @@ class Snapshot:
         pos = self.positions
         if len(self) < 8:
             return np.average(pos, axis=0, weights=self.mass)
+        scale = float(np.abs(pos).max())
+        if scale > 1e100:  # distances and their cubes would overflow: use the largest coordinate
+            return Snapshot(**{**self.columns(), "x": self.x / scale, "y": self.y / scale,
+                               "z": self.z / scale}).density_centre * scale
         tree = cKDTree(pos)
         dist, idx = tree.query(pos, k=7)
         r6 = dist[:, 6]

@@ -11,7 +11,9 @@ makes the cluster several times too bright.
 
 from __future__ import annotations
 
+import ast
 import json
+import operator
 import threading
 import warnings
 from functools import lru_cache
@@ -21,7 +23,8 @@ import numpy as np
 
 from ._cache import cache_key, load_npz, resolve_cache_dir, save_npz
 
-__all__ = ["AGES_GYR", "StellarTable", "evolve_exact", "phase_group", "mass_grid"]
+__all__ = ["AGES_GYR", "StellarTable", "evolve_exact", "literal_arithmetic", "phase_group",
+           "mass_grid"]
 
 #: Ages of the table, Gyr.
 AGES_GYR = np.round(np.arange(0, 141) * 0.1, 10)
@@ -56,6 +59,40 @@ def mass_grid(n_mass: int) -> np.ndarray:
     return np.unique(np.r_[np.concatenate(parts), 50.0])
 
 
+_ARITHMETIC = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
+               ast.Div: operator.truediv, ast.USub: operator.neg, ast.UAdd: operator.pos}
+
+
+def literal_arithmetic(text: str):
+    """Evaluate number and list literals combined with ``+ - * /`` only, never executing code.
+
+    Examples
+    --------
+    >>> literal_arithmetic("[1.0, 2.0/4]")
+    [1.0, 0.5]
+    >>> literal_arithmetic("__import__('os')")
+    Traceback (most recent call last):
+    ...
+    ValueError: not literal arithmetic: __import__('os')
+    """
+    def value(node):
+        if isinstance(node, ast.Constant) and type(node.value) in (int, float):
+            return node.value
+        if isinstance(node, (ast.List, ast.Tuple)):
+            return [value(e) for e in node.elts]
+        if isinstance(node, ast.BinOp) and type(node.op) in _ARITHMETIC:
+            return _ARITHMETIC[type(node.op)](value(node.left), value(node.right))
+        if isinstance(node, ast.UnaryOp) and type(node.op) in _ARITHMETIC:
+            return _ARITHMETIC[type(node.op)](value(node.operand))
+        raise ValueError(f"not literal arithmetic: {ast.unparse(node)}")
+
+    try:
+        tree = ast.parse(text, mode="eval")
+    except SyntaxError as exc:
+        raise ValueError(f"not literal arithmetic: {text!r}") from exc
+    return value(tree.body)
+
+
 @lru_cache(maxsize=1)
 def _bse_dict() -> dict:
     """COSMIC's documented default BSE flags (single stars ignore the binary ones)."""
@@ -72,7 +109,7 @@ def _bse_dict() -> dict:
                     value = option["name"]
                     if isinstance(value, str):
                         # COSMIC's own settings file holds small arithmetic literals ("[1.0, 1.0]", "1/3")
-                        value = eval(value, {"__builtins__": {}}, {})
+                        value = literal_arithmetic(value)
                     out[setting["name"]] = value
     return out
 
