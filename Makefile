@@ -35,8 +35,9 @@ serve: $(VENV)/.installed
 test: $(VENV)/.installed-test
 	$(PY) -m pytest
 
+# every benchmark, each in its own process -> benchmarks/RESULTS.md (~15 min; not part of `make test`)
 bench: $(VENV)/.installed-test
-	$(PY) benchmarks/bench_imager.py
+	$(PY) benchmarks/run_all.py
 
 clean-venv:
 	rm -rf $(VENV)

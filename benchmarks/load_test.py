@@ -255,6 +255,8 @@ def main(argv=None) -> list[Figure]:
     parser.add_argument("--time-limit", type=float, default=1200.0, help="s for the whole test")
     parser.add_argument("--weights", default=os.environ.get("PIDOC_WEIGHTS"))
     parser.add_argument("--n-stars", type=int, default=50_000, help="stars of the analogues")
+    parser.add_argument("--snapshots", default=None,
+                        help="serve this directory of snapshot files instead of the analogues")
     parser.add_argument("--serve-options", nargs="*", default=[],
                         help="extra options for panel serve")
     parser.add_argument("--log", default="/tmp/pidoc-load-test.log", help="server log file")
@@ -263,11 +265,17 @@ def main(argv=None) -> list[Figure]:
     if not 2 <= args.sessions <= 16 or args.moves < 3 or args.rounds < 1:
         parser.error("need 2-16 sessions, >= 3 moves and >= 1 round")
 
-    from pidoc_core.evolution import paper_runs
+    serve_args = ["--weights", args.weights] if args.weights else []
+    if args.snapshots:  # the dashboard names the directory's source "user: <name>"
+        from pidoc_core.dataset import SnapshotDirectory
 
-    sources = paper_runs(n_stars=args.n_stars, progress=False)
-    serve_args = ["--n-stars", args.n_stars] + (["--weights", args.weights] if args.weights
-                                                else [])
+        sources = {f"user: {Path(args.snapshots).name}": SnapshotDirectory(args.snapshots)}
+        serve_args += ["--snapshots", args.snapshots, "--no-embedded"]
+    else:
+        from pidoc_core.evolution import paper_runs
+
+        sources = paper_runs(n_stars=args.n_stars, progress=False)
+        serve_args += ["--n-stars", args.n_stars]
     log = Path(args.log)
     t_start = time.perf_counter()
     with serve_dashboard(args=serve_args, log_path=log,
