@@ -40,6 +40,20 @@ def _map_figure(title, mapper, label, *, width=300, height=270):
     return fig, source
 
 
+def _decades(*arrays):
+    """(10^floor(log10 min), 10^ceil(log10 max)) of the positive finite values, or None.
+
+    >>> _decades([0.02, 3.0], [np.nan, 0.5])
+    (0.01, 10.0)
+    """
+    values = np.concatenate([np.ravel(a) for a in arrays]).astype(float)
+    values = values[np.isfinite(values) & (values > 0)]
+    if values.size == 0:
+        return None
+    return (float(10.0 ** np.floor(np.log10(values.min()))),
+            float(10.0 ** np.ceil(np.log10(values.max()))))
+
+
 class ExploreView:
     """Widgets, plots and the update callback of one session's Explore tab.
 
@@ -94,6 +108,9 @@ class ExploreView:
                                     sizing_mode="stretch_width")
         self.numbers = pn.pane.HTML("", width=420, height=170)
         for widget in self.widgets:
+            # Panel waits 50 ms (Syncable._debounce) to batch browser events before acting on
+            # them; a move should start at once (events arriving meanwhile are still merged)
+            widget._debounce = 0
             widget.param.watch(self.update, "value")
         self.last = None
         self.update()
@@ -156,8 +173,11 @@ class ExploreView:
         self.ml_fig = self._profile_panel("M/L profile", "M/L_V (Msun/Lsun)", "ml", r)
 
     def _profile_panel(self, title, label, key, r):
+        # whole decades, moved by update() only when the data leave them: an auto-ranged axis
+        # would re-lay out the plot on every move
         top = figure(title=title, width=330, height=220, y_axis_type="log", tools=_TOOLS,
-                     x_range=Range1d(0, 30), y_axis_label=label, toolbar_location=None)
+                     x_range=Range1d(0, 30), y_range=Range1d(1e-3, 1e2), y_axis_label=label,
+                     toolbar_location=None)
         top.line("r", f"{key}_true", source=self.prof_src, color="black", line_width=2,
                  legend_label="true")
         top.line("r", f"{key}_pred", source=self.prof_src, color="steelblue", line_width=2,
@@ -224,6 +244,11 @@ class ExploreView:
                 "mb_ratio": base_prof["mass"] / prof.mass_true.values,
                 "mlb_ratio": base_prof["ml"] / prof.ml_true.values,
             }
+            for (fig, _), keys in ((self.profile_fig, ("m_true", "m_pred", "m_base")),
+                                   (self.ml_fig, ("ml_true", "ml_pred", "ml_base"))):
+                span = _decades(*(self.prof_src.data[k] for k in keys))
+                if span is not None and (fig.y_range.start, fig.y_range.end) != span:
+                    fig.y_range.update(start=span[0], end=span[1])
             self.numbers.object = self._numbers_html(result, snap)
             if result.flags:
                 self.status.alert_type = "warning"

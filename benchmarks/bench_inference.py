@@ -44,10 +44,11 @@ def bench_network(network, *, repeats, jit):
 
     one = np.random.default_rng(0).normal(size=(1, 160, 160, 1)).astype("float32")
     many = np.random.default_rng(1).normal(size=(64, 160, 160, 1)).astype("float32")
-    if jit:
-        call = tf.function(lambda x: network(x, training=False), jit_compile=True)
-    else:
-        call = tf.function(lambda x: network(x, training=False))
+    @tf.autograph.experimental.do_not_convert
+    def forward(x):
+        return network(x, training=False)
+
+    call = tf.function(forward, jit_compile=jit)
     del keras
     t1 = _time_calls(lambda: call(one).numpy(), repeats) * 1e3
     t64 = _time_calls(lambda: call(many).numpy(), max(3, repeats // 5)) * 1e3 / 64

@@ -15,6 +15,7 @@ import argparse
 import datetime
 import os
 import platform
+import re
 import subprocess
 import sys
 import tempfile
@@ -76,10 +77,13 @@ def git_commit() -> str:
         return "unknown"
 
 
+_NOISE = re.compile(r"\d+%\|.*\||^WARNING:tensorflow:|^Cause: |^To silence this warning")
+
+
 def _tail(text: str, lines: int = 40) -> str:
-    # progress bars rewrite one line with carriage returns: keep each line's last state
+    """The last lines of a script's output, without progress bars and TensorFlow chatter."""
     kept = [line.rsplit("\r", 1)[-1] for line in text.splitlines()]
-    kept = [line for line in kept if line.strip()]
+    kept = [line for line in kept if line.strip() and not _NOISE.search(line)]
     return "\n".join(kept[-lines:])
 
 
@@ -93,6 +97,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     started = datetime.datetime.now(datetime.timezone.utc)
+    commit = git_commit()  # the code the benchmarks import, before anything can change it
     figures, sections, failed = [], [], []
     with tempfile.TemporaryDirectory(prefix="pidoc-bench-") as tmp:
         for name, script, extra in BENCHMARKS:
@@ -103,10 +108,11 @@ def main(argv=None) -> int:
             print(f"== {name}: {' '.join(cmd[1:])}", flush=True)
             t0 = time.perf_counter()
             try:
-                proc = subprocess.run(cmd, cwd=HERE.parent, capture_output=True, text=True,
-                                      timeout=args.timeout,
-                                      env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
-                status, output = proc.returncode, proc.stdout + proc.stderr
+                proc = subprocess.run(cmd, cwd=HERE.parent, stdout=subprocess.PIPE,
+                                      stderr=subprocess.STDOUT, text=True, timeout=args.timeout,
+                                      env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
+                                           "PYTHONUNBUFFERED": "1"})
+                status, output = proc.returncode, proc.stdout
             except subprocess.TimeoutExpired as exc:
                 status = "timeout"
                 output = (exc.stdout or b"").decode(errors="replace") if isinstance(
@@ -127,7 +133,7 @@ def main(argv=None) -> int:
         "# Benchmark results",
         "",
         f"Written by `make bench` (`python benchmarks/run_all.py`) on "
-        f"{started:%Y-%m-%d %H:%M} UTC at commit {git_commit()}.",
+        f"{started:%Y-%m-%d %H:%M} UTC at commit {commit}.",
         "",
         f"Machine: {machine()}.",
         "",

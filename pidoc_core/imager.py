@@ -199,13 +199,12 @@ class ObservationSetup:
                  _number("smooth_sigma_px", self.smooth_sigma_px, u.dimensionless_unscaled,
                          nonnegative=True))
         limit = MAX_KERNEL_RADIUS_PX
-        radius = (self.kernel_radius_px
-                  if self._moffat_radius() <= limit and 4.0 * self.smooth_sigma_px <= limit
-                  else math.inf)  # (checked as floats first: ceil() of inf raises)
-        if radius > limit:
+        # checked as floats first: ceil() of an overflowing radius (inf) raises
+        radius = self._moffat_radius() + 4.0 * self.smooth_sigma_px
+        if radius > limit or self.kernel_radius_px > limit:
             raise ObservationError(
                 f"psf_fwhm_arcsec={self.psf_fwhm_arcsec} and smooth_sigma_px={self.smooth_sigma_px} "
-                f"need a kernel of radius {radius} px (moffat_beta={self.moffat_beta}); "
+                f"need a kernel of radius {radius:.4g} px (moffat_beta={self.moffat_beta}); "
                 f"at most {limit} px"
             )
 
@@ -298,6 +297,12 @@ def _embed(kernel: np.ndarray, size: int) -> np.ndarray:
     return np.fft.ifftshift(grid)
 
 
+def _oversampling(radius_px: float) -> int:
+    """Sub-samples per pixel for a kernel of this radius: 10, fewer for kernels wider than 64 px
+    (whose profile barely changes within a pixel), so memory stays ~(1300 samples)^2 at most."""
+    return 10 if radius_px <= 64 else max(2, int(640 // radius_px))
+
+
 @lru_cache(maxsize=64)
 def _kernel_spectra(size: int, gamma_px: float, beta: float, moffat_radius: int,
                     sigma_px: float) -> tuple[np.ndarray, np.ndarray]:
@@ -308,7 +313,7 @@ def _kernel_spectra(size: int, gamma_px: float, beta: float, moffat_radius: int,
     msize = 2 * moffat_radius + 1
     if gamma_px > 0:
         moffat = Moffat2DKernel(gamma=gamma_px, alpha=beta, x_size=msize, y_size=msize,
-                                mode="oversample", factor=10).array
+                                mode="oversample", factor=_oversampling(moffat_radius)).array
         yy, xx = np.mgrid[-moffat_radius : moffat_radius + 1, -moffat_radius : moffat_radius + 1]
         moffat = np.where(xx**2 + yy**2 <= moffat_radius**2, moffat, 0.0)  # circular support
         moffat /= moffat.sum()
@@ -318,7 +323,7 @@ def _kernel_spectra(size: int, gamma_px: float, beta: float, moffat_radius: int,
     if sigma_px >= _DELTA_KERNEL_PX:
         gsize = 2 * math.ceil(4.0 * sigma_px) + 1
         gauss = Gaussian2DKernel(x_stddev=sigma_px, x_size=gsize, y_size=gsize,
-                                 mode="oversample", factor=10).array
+                                 mode="oversample", factor=_oversampling(4.0 * sigma_px)).array
         gauss /= gauss.sum()
     else:
         gauss = np.ones((1, 1))

@@ -126,13 +126,21 @@ def test_two_sessions_do_not_see_each_others_settings(browser, server):
 def test_concurrent_sessions_load_test(weights, snapshots, tmp_path):
     """benchmarks/load_test.py, reduced: 4 sessions at once on one server, no page or server
     error, no cross-talk (each page's server-rendered distance and final flux map are its own).
-    The memory bounds are loose here (no settling time); `make bench` checks them in full."""
-    import load_test
+    The memory bounds are loose here (no settling time); `make bench` checks them in full.
+    Run in its own process, as `make bench` does (Playwright's sync API owns this thread's loop).
+    """
+    import subprocess
 
-    figures = load_test.main([
-        "--sessions", "4", "--moves", "3", "--rounds", "1", "--single-moves", "3",
-        "--weights", str(weights), "--snapshots", str(snapshots), "--settle", "0",
-        "--memory-bound-mib", "4096", "--leak-bound-mib", "4096",
-        "--log", str(tmp_path / "panel.log"), "--time-limit", "600"])
-    load = figures[0]
+    from results import read_json
+
+    out = tmp_path / "load.json"
+    proc = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve().parents[1] / "benchmarks" / "load_test.py"),
+         "--sessions", "4", "--moves", "3", "--rounds", "1", "--single-moves", "3",
+         "--weights", str(weights), "--snapshots", str(snapshots), "--settle", "0",
+         "--memory-bound-mib", "4096", "--leak-bound-mib", "4096",
+         "--log", str(tmp_path / "panel.log"), "--time-limit", "600", "--json", str(out)],
+        capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    load = read_json(out)[0]
     assert load.met and load.n == 12 and "errors 0, cross-talk 0" in load.name
