@@ -1,7 +1,9 @@
 """Writing outputs so that nothing half-written ever sits at the final path.
 
-Every writer of the package writes to a temporary file (or directory) beside the destination and
-renames it into place; a failure removes the temporary and leaves any earlier file untouched.
+Every writer of the package writes to a temporary file (or directory) beside the destination,
+flushes it to disk and renames it into place; a failure removes the temporary and leaves any
+earlier file untouched. A process killed mid-write (SIGKILL) leaves its hidden temporary
+(``.NAME.*``) beside the destination, never a partial file at it.
 """
 
 from __future__ import annotations
@@ -45,10 +47,26 @@ def atomic_path(path, *, suffix: str = ".part", mode: int = 0o644):
     try:
         yield tmp
         os.chmod(tmp, mode)
+        _fsync(tmp)  # the data reach the disk before the name does (power loss: old or new)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    _fsync(path.parent)
+
+
+def _fsync(path) -> None:
+    """Flush a file's (or a directory's entries') data to disk, where the platform allows."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # e.g. directories on Windows
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def replace_directory(source, destination) -> Path:

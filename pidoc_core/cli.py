@@ -24,6 +24,7 @@ Sub-commands:
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 from pathlib import Path
@@ -145,8 +146,12 @@ def _cmd_prepare(args) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of the ``pidoc`` command."""
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser of the ``pidoc`` command.
+
+    ``command`` limits the sub-commands whose modules import Keras to that one (``pidoc
+    snapshot`` then starts without TensorFlow); None builds every sub-command in full.
+    """
     parser = argparse.ArgumentParser(prog="pidoc", description="π-DOC Explorer command line")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -209,26 +214,29 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("path")
     i.set_defaults(func=_cmd_dataset_info)
 
-    from . import training
-
-    t = sub.add_parser("train", help="train the mass or the age/distance network on a dataset")
-    training.add_train_arguments(t)
-    t.set_defaults(func=training.run_train)
-
-    from . import report
-
-    e = sub.add_parser("evaluate", help="evaluate a model and the baselines on a test split; "
-                                        "write the HTML report")
-    report.add_evaluate_arguments(e)
-    e.set_defaults(func=report.run_evaluate)
-
-    from . import observations
-
-    o = sub.add_parser("predict", help="predict mass map, M/L, age and distance from a FITS "
-                                       "image of a cluster")
-    observations.add_predict_arguments(o)
-    o.set_defaults(func=observations.run_predict)
+    # sub-commands whose modules import Keras/TensorFlow (seconds): loaded only when run
+    for name, (module, adder, runner, help_) in _KERAS_COMMANDS.items():
+        p = sub.add_parser(name, help=help_)
+        if command is None or command == name:
+            mod = importlib.import_module(f".{module}", __package__)
+            getattr(mod, adder)(p)
+            p.set_defaults(func=getattr(mod, runner))
     return parser
+
+
+_KERAS_COMMANDS = {
+    "train": ("training", "add_train_arguments", "run_train",
+              "train the mass or the age/distance network on a dataset"),
+    "evaluate": ("report", "add_evaluate_arguments", "run_evaluate",
+                 "evaluate a model and the baselines on a test split; write the HTML report"),
+    "predict": ("observations", "add_predict_arguments", "run_predict",
+                "predict mass map, M/L, age and distance from a FITS image of a cluster"),
+}
+
+
+def _command(argv) -> str:
+    """The sub-command named in ``argv`` ('' when none is)."""
+    return next((a for a in argv if not a.startswith("-")), "")
 
 
 def main(argv=None) -> int:
@@ -236,7 +244,8 @@ def main(argv=None) -> int:
     from .imager import ObservationError
     from .snapshot import SnapshotError
 
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(_command(argv)).parse_args(argv)
     errors = (SnapshotError, ObservationError, FileNotFoundError)
     if args.command == "dataset":
         from .dataset import DatasetError

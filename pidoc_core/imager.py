@@ -47,6 +47,9 @@ __all__ = [
     "FLUX_FLOOR",
     "MASS_FLOOR",
     "PC_PER_ARCSEC_PER_KPC",
+    "DISTANCE_RANGE_KPC",
+    "MOFFAT_BETA_MAX",
+    "MAX_KERNEL_RADIUS_PX",
     "render",
     "observe",
 ]
@@ -108,9 +111,10 @@ class ObservationSetup:
     Parameters
     ----------
     distance_kpc : float or Quantity
-        Heliocentric distance of the cluster, kpc (> 0).
+        Heliocentric distance of the cluster, kpc (within :data:`DISTANCE_RANGE_KPC`).
     psf_fwhm_arcsec : float or Quantity
-        FWHM of the Moffat PSF (the seeing), arcsec (> 0).
+        FWHM of the Moffat PSF (the seeing), arcsec (> 0; below 0.01 px a star's light stays in
+        its pixel).
     shift_arcsec : (float, float)
         Offset (x, y) of the cluster centre from the field centre, arcsec.
     rotation_deg : float
@@ -121,16 +125,18 @@ class ObservationSetup:
     fov_arcsec : float
         Side of the square field of view, arcsec.
     pixel_arcsec : float
-        Pixel side, arcsec; ``fov_arcsec / pixel_arcsec`` must be a whole number.
+        Pixel side, arcsec; ``fov_arcsec / pixel_arcsec`` must be a whole number (at most 4096).
     moffat_beta : float
-        Moffat shape parameter beta (> 1).
+        Moffat shape parameter beta (> 1, at most :data:`MOFFAT_BETA_MAX`).
     smooth_sigma_px : float
-        Gaussian smoothing of both maps, pixels (>= 0; 0 switches it off).
+        Gaussian smoothing of both maps, pixels (>= 0; below 0.01 it is switched off).
 
     Raises
     ------
     ObservationError
-        For non-finite, non-positive or inconsistent values, naming the parameter.
+        For values that are not real numbers (bools, strings and complex numbers included), in
+        the wrong unit, non-finite, out of range, inconsistent, or needing a PSF + smoothing
+        kernel wider than :data:`MAX_KERNEL_RADIUS_PX`, naming the parameter.
 
     Examples
     --------

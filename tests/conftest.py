@@ -13,7 +13,15 @@ os.environ.setdefault("KERAS_HOME", os.path.join(_TMP_HOME, "keras"))
 os.environ.setdefault("PIDOC_CACHE_DIR", os.path.join(_TMP_HOME, "cache"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from hypothesis import settings  # noqa: E402
+
 from pidoc_core.snapshot import Snapshot  # noqa: E402
+
+# `make test` (and CI) draw the same fuzzing examples every run, so a red run is reproducible;
+# HYPOTHESIS_PROFILE=explore draws new ones each time, to look for new failures.
+settings.register_profile("repeatable", derandomize=True, database=None)
+settings.register_profile("explore")
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 
 def plummer_snapshot(n=20_000, *, scale_pc=1.0, seed=1, time=12.0, name="plummer"):
