@@ -675,3 +675,67 @@ def test_fuzz_truncated_and_corrupted_files(fuzz_dir, kind, cut, flips):
         if data:
             data[min(int(where * len(data)), len(data) - 1)] = value
     _read_and_classify(bytes(data), fuzz_dir)
+
+
+# --------------------------------------------------------------------------------------------
+# property-based: a bad value anywhere, in any format, is named with its column
+
+
+_BAD_VALUES = {"nan": np.nan, "inf": np.inf, "-inf": -np.inf, "negative": -1.5}
+_NBODY6_COLUMNS = {"mass": None, "x": 0, "y": 1, "z": 2}  # conf.3 fields we can spoil
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(fmt=st.sampled_from(["ecsv", "csv", "fits", "hdf5", "parquet", "petar", "nbody6"]),
+       column=st.sampled_from(["x", "y", "z", "vx", "vy", "vz", "mass", "radius", "luminosity"]),
+       kind=st.sampled_from(sorted(_BAD_VALUES) + ["text", "empty"]),
+       row=st.integers(0, 5))
+def test_fuzz_bad_values_are_named_in_every_format(fuzz_dir, fmt, column, kind, row):
+    """NaN/inf anywhere, negative masses, radii or luminosities, a text column and an empty file:
+    every reader raises ReaderError (a SnapshotError) naming the file and the column."""
+    negative_is_fine = column in ("x", "y", "z", "vx", "vy", "vz")
+    if kind == "negative" and negative_is_fine:
+        return
+    path = fuzz_dir / f"spoiled.{fmt}"
+    expect = column
+    if kind == "empty":
+        path.write_bytes(b"")
+        expect = "empty file"
+    elif fmt == "nbody6":
+        if kind == "text" or column not in _NBODY6_COLUMNS:
+            return  # binary records hold numbers; conf.3 has no radius or luminosity
+        run = Nbody6Run(n=6)
+        if column == "mass":
+            run.mass[row] = _BAD_VALUES[kind]
+        else:
+            run.pos[row, _NBODY6_COLUMNS[column]] = _BAD_VALUES[kind]
+        path = write_conf3(fuzz_dir / "conf.3_125", run)  # sev.83_125 is beside it
+    elif fmt == "petar":
+        if kind == "text":
+            return  # whitespace-separated numbers: text is a parse error, tested elsewhere
+        # ParticleBase mass, position, velocity; SSE StarParameter: kw, m0, mt, r, ..., lum
+        index = {"mass": 0, "x": 1, "y": 2, "z": 3, "vx": 4, "vy": 5, "vz": 6, "radius": 15,
+                 "luminosity": 21}[column]
+        rows = petar_rows(n=6)
+        rows[row][index] = _BAD_VALUES[kind]
+        if column == "mass":
+            rows[row][14] = _BAD_VALUES[kind]  # the stellar mass agrees
+        path.write_text(petar_text(rows))
+    else:
+        table = make_snapshot(n=6).to_table()
+        if kind == "text":
+            if fmt == "fits":
+                return  # FITS tables written by astropy cannot mix text into a float column
+            table[column] = table[column].astype(str)
+            table[column][row] = "bright"
+        else:
+            table[column][row] = _BAD_VALUES[kind]
+        table.write(path, format={"ecsv": "ascii.ecsv", "csv": "ascii.csv", "fits": "fits",
+                                  "hdf5": "hdf5", "parquet": "parquet"}[fmt],
+                    overwrite=True, **({"path": "snapshot"} if fmt == "hdf5" else {}))
+    with pytest.raises(ReaderError) as info:
+        read_snapshot(path, None if fmt in ("csv", "nbody6") else fmt)
+    message = str(info.value)
+    assert path.name in message, message
+    assert expect in message, message
