@@ -305,5 +305,6 @@ class ExploreView:
         histogram = pn.Column(pn.Row(hist, mu), xi)
         profiles = [pn.Column(*(pn.pane.Bokeh(f) for f in figs))
                     for figs in (self.profile_fig, self.ml_fig)]
-        lower = pn.Row(histogram, *profiles, self.numbers)
+        # the numbers sit under the profiles, so the page fits 1600 px without scrolling sideways
+        lower = pn.Row(histogram, pn.Column(pn.Row(*profiles), self.numbers))
         return pn.Row(controls, pn.Column(self.status, maps, lower))
