@@ -4,7 +4,8 @@ Each benchmark is a script of this directory that can also run alone (see its do
 each is called with ``--json`` and its figures (median, 5–95 % spread, target, and the ratio to
 an anchor measured in the same run) are gathered in one table, followed by every script's own
 output. A benchmark that fails is reported as failed, the others still run, and the exit status
-is 1.
+is 1. (``benchmarks/realism.py`` compares the embedded source's physics with the paper, not
+speed; it runs on its own and its numbers are in the README.)
 
 Run: ``python benchmarks/run_all.py [--only imager dataset ...] [--output FILE]``
 """
