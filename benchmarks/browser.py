@@ -17,7 +17,7 @@ import urllib.request
 from pathlib import Path
 
 __all__ = ["CHROMIUM", "CHROMIUM_ARGS", "SET_AND_TIME_JS", "free_port", "serve_dashboard",
-           "launch_browser", "set_slider", "move_latency_ms", "REPO"]
+           "stop_process_group", "launch_browser", "set_slider", "move_latency_ms", "REPO"]
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
@@ -63,15 +63,22 @@ def serve_dashboard(*, args=(), options=(), env=None, timeout_s=600.0, log_path=
                 time.sleep(0.5)
         yield url, proc
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_process_group(proc)
         if log_path:
             log.close()
+
+
+def stop_process_group(proc, *, timeout_s: float = 20.0) -> None:
+    """SIGTERM a process started with ``start_new_session=True`` and its children; SIGKILL
+    them if they have not exited within ``timeout_s``."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 def launch_browser(playwright):

@@ -35,7 +35,6 @@ import pickle
 import re
 import shlex
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -52,6 +51,8 @@ from .test_observe_tab import fits_bytes, model  # noqa: F401  (fixtures shared 
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "app"))
+sys.path.insert(0, str(REPO / "benchmarks"))
+from browser import stop_process_group  # noqa: E402
 
 LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
 
@@ -332,13 +333,7 @@ def served(tmp_path_factory):
             time.sleep(0.2)
         yield {"port": port, "proc": proc, "argv": argv, "weights": weights, "log": log_path}
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_process_group(proc)
 
 
 def test_served_dashboard_answers_on_loopback_and_refuses_other_addresses(served):
