@@ -54,7 +54,7 @@ __all__ = ["main", "session_moves"]
 _IDLE = "() => window.Bokeh && Bokeh.documents.length > 0 && Bokeh.documents[0].is_idle"
 
 _STATE_JS = """
-() => {
+(withFlux) => {
   const models = [...Bokeh.documents[0].all_models];
   const numbers = models.find(m => typeof m.text === 'string' && m.text.includes('pidoc-numbers'));
   const run = models.find(m => m.title === 'Run' && 'options' in m);
@@ -65,7 +65,7 @@ _STATE_JS = """
     run: run ? run.value : null,
     distance: slider('Distance (kpc)'), psf: slider('PSF FWHM (arcsec)'),
     shift_x: slider('Centre shift x (arcsec)'), shift_y: slider('Centre shift y (arcsec)'),
-    flux: Array.from(flux.data.image[0]),
+    flux: withFlux ? Array.from(flux.data.image[0]) : null,
   };
 }
 """
@@ -127,7 +127,7 @@ class Session:
         except Exception as exc:  # a timeout or a JS error is a failed move, counted
             self.errors.append(f"move {title} -> {value}: {type(exc).__name__}: {exc}")
             return
-        state = await self.page.evaluate(_STATE_JS)
+        state = await self.page.evaluate(_STATE_JS, False)  # no map: keep the check light
         shown = _DISTANCE_ROW.search(html.unescape(state["numbers"] or ""))
         if shown is None:
             self.errors.append("the field table has no distance row")
@@ -140,7 +140,8 @@ class Session:
             await self.move(title, value)
 
     async def state(self):
-        return await self.page.evaluate(_STATE_JS)
+        """The page's settings, the server's field table and its flux map."""
+        return await self.page.evaluate(_STATE_JS, True)
 
 
 async def open_session(browser, url, index, timeout_ms):
