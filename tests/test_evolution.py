@@ -160,6 +160,32 @@ def test_cosmic_leaves_no_files_in_cwd(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_cosmic_never_forks_nor_signals_an_event_loop():
+    # COSMIC's own pool forks workers and terminates them with SIGTERM; the workers share a
+    # server's asyncio wake-up descriptor, so the server received SIGTERM and shut down when the
+    # dashboard's time slider asked for a new snapshot. Exact evolution must stay in-process.
+    import asyncio
+    import signal
+
+    from pidoc_core.evolution.stellar import evolve_exact
+
+    forks, signals = [], []
+    os.register_at_fork(before=lambda: forks.append(os.getpid()))
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, lambda: signals.append("SIGTERM"))
+        try:
+            for i in range(3):
+                evolve_exact([0.9, 1.0, 5.0] * 20, 12.05 + 0.01 * i, 0.001)
+                await asyncio.sleep(0.05)
+        finally:
+            loop.remove_signal_handler(signal.SIGTERM)
+
+    asyncio.run(main())
+    assert signals == [] and forks == []
+
+
 def test_cosmic_never_changes_the_working_directory(tmp_path, monkeypatch):
     # the working directory is process-wide: changing it would redirect other threads' paths
     # (a dataset build writes its zarr chunks from threads while snapshots are generated)

@@ -118,6 +118,7 @@ def _run_cosmic(m0, tphysf_myr, dtp_myr, metallicity):
     """Evolve single stars with COSMIC; returns the bcm DataFrame."""
     from cosmic.evolve import Evolve
     from cosmic.sample.initialbinarytable import InitialBinaryTable
+    from schwimmbad import SerialPool
 
     m0 = np.asarray(m0, float)
     n = m0.size
@@ -125,6 +126,11 @@ def _run_cosmic(m0, tphysf_myr, dtp_myr, metallicity):
         m1=m0, m2=np.zeros(n), porb=np.zeros(n), ecc=np.zeros(n),
         tphysf=np.full(n, float(tphysf_myr)), kstar1=np.where(m0 < 0.7, 0, 1),
         kstar2=np.full(n, 15), metallicity=np.full(n, float(metallicity)))
+    # COSMIC evolves through a pool of its own, forked and then terminated with SIGTERM when no pool
+    # is given. Forked workers inherit a server's asyncio wake-up descriptor, so their SIGTERM
+    # reaches the parent's event loop (a Panel/Tornado server then shuts down), and a fork from a
+    # threaded process can hang. An in-process serial pool (schwimmbad's, COSMIC's own dependency)
+    # never forks: the table is built chunk by chunk anyway and exact evolutions are a few stars.
     # COSMIC seeds from numpy's global generator when no seed is given: give one, and keep the
     # caller's global state untouched.
     # COSMIC's Fortran opens a scratch unit (fort.99) in the current directory. Changing the
@@ -139,7 +145,7 @@ def _run_cosmic(m0, tphysf_myr, dtp_myr, metallicity):
             try:
                 _, bcm, _, _ = Evolve.evolve(initialbinarytable=ibt, BSEDict=_bse_dict(),
                                              SSEDict={"stellar_engine": "sse"}, dtp=float(dtp_myr),
-                                             randomseed=12345)
+                                             randomseed=12345, pool=SerialPool())
             finally:
                 if not existed:
                     scratch.unlink(missing_ok=True)
