@@ -121,7 +121,8 @@ def write_bev_nbody6pp(path, run, pairs):
     for j1, j2 in pairs:
         r = run
         six_a = (0.1, 0.2, 1.0, 1.5, r.mass[j1] * r.zmbar, r.mass[j2] * r.zmbar)
-        six_b = (r.logl[j1], r.logl[j2], r.logr[j1], r.logr[j2], 3.7, 3.6)
+        te = [0.25 * (r.logl[j] - 2 * r.logr[j]) + 3.761777537508 for j in (j1, j2)]
+        six_b = (r.logl[j1], r.logl[j2], r.logr[j1], r.logr[j2], *te)
         lines.append(f" {r.ttot:13.5E}{j1 + 1:8d}{j2 + 1:8d}{r.names[j1]:8d}{r.names[j2]:8d}"
                      f"{r.kw[j1]:3d}{r.kw[j2]:3d}{0:4d}"
                      + "".join(f"{v:13.5E}" for v in six_a + six_b))
@@ -456,7 +457,9 @@ def test_nbody6_fort82_fixed_width_names_and_end_counts(tmp_path):
     rows = []
     for j1, j2 in [(0, 1)]:
         vals = (0.1, 0.2, 1.0, 1.5, run.mass[j1] * run.zmbar, run.mass[j2] * run.zmbar,
-                run.logl[j1], run.logl[j2], run.logr[j1], run.logr[j2], 3.7, 3.6)
+                run.logl[j1], run.logl[j2], run.logr[j1], run.logr[j2],
+                0.25 * (run.logl[j1] - 2 * run.logr[j1]) + 3.7,
+                0.25 * (run.logl[j2] - 2 * run.logr[j2]) + 3.7)
         rows.append(f"{run.names[j1]:6d}{run.names[j2]:6d}{run.kw[j1]:3d}{run.kw[j2]:3d}{0:4d}"
                     f"{vals[0]:6.1f}{vals[1]:6.3f}" + "".join(f"{v:7.3f}" for v in vals[2:]))
     assert rows[0].startswith("123456123457")

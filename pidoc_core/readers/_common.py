@@ -6,7 +6,9 @@ name and says which field or column is at fault and what was expected.
 
 from __future__ import annotations
 
+import bz2
 import gzip
+import io
 import os
 import zlib
 from pathlib import Path
@@ -19,8 +21,12 @@ from pidoc_core.snapshot import SnapshotError
 __all__ = [
     "ReaderError",
     "GZIP_MAGIC",
+    "BZ2_MAGIC",
     "as_path",
     "check_readable",
+    "compression_of",
+    "decompress_head",
+    "open_binary",
     "read_text",
     "read_head",
     "to_gyr",
@@ -29,6 +35,8 @@ __all__ = [
 
 #: First two bytes of a gzip stream.
 GZIP_MAGIC = b"\x1f\x8b"
+#: First three bytes of a bzip2 stream.
+BZ2_MAGIC = b"BZh"
 
 
 class ReaderError(SnapshotError):
@@ -80,8 +88,76 @@ def read_head(path: Path, nbytes: int = 65536) -> bytes:
         raise ReaderError(f"{path}: cannot read the file ({exc.strerror or exc})") from exc
 
 
+def compression_of(head: bytes) -> str | None:
+    """'gzip' or 'bz2' when ``head`` starts with that compressor's magic bytes, else None.
+
+    Recognised by content, never by file name: gzip ``1f 8b``, bzip2 ``BZh`` followed by a block
+    size digit ``1``-``9``.
+    """
+    if head[:2] == GZIP_MAGIC:
+        return "gzip"
+    if head[:3] == BZ2_MAGIC and head[3:4].isdigit() and head[3:4] != b"0":
+        return "bz2"
+    return None
+
+
+def decompress_head(head: bytes, limit: int = 65536) -> bytes:
+    """Up to ``limit`` decompressed bytes from the start of a gzip or bzip2 stream (b'' when the
+    stream is corrupt or ``head`` is not compressed)."""
+    kind = compression_of(head)
+    try:
+        if kind == "gzip":
+            return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(head, limit)
+        if kind == "bz2":
+            return bz2.BZ2Decompressor().decompress(head, limit)
+    except (OSError, EOFError, ValueError, zlib.error):
+        return b""
+    return b""
+
+
+def _decompress(data: bytes, kind: str, path: Path, expected: str) -> bytes:
+    try:
+        return gzip.decompress(data) if kind == "gzip" else bz2.decompress(data)
+    except (OSError, EOFError, ValueError, zlib.error) as exc:
+        raise ReaderError(f"{path}: {kind}-compressed, but the stream does not decompress "
+                          f"({exc}); expected {expected}") from None
+
+
+def read_bytes(path: Path, *, expected: str) -> bytes:
+    """The whole content of ``path``, decompressed when it is gzip- or bzip2-compressed.
+
+    Raises
+    ------
+    ReaderError
+        If the file cannot be read or its compressed stream is corrupt or cut off.
+    """
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        raise ReaderError(f"{path}: cannot read {expected} ({exc.strerror or exc})") from exc
+    kind = compression_of(data[:4])
+    return data if kind is None else _decompress(data, kind, path, expected)
+
+
+def open_binary(path: Path, *, expected: str):
+    """A binary file object and its (decompressed) size in bytes.
+
+    Uncompressed files are opened directly (large ``OUT3`` files are not read into memory);
+    gzip/bzip2 files are decompressed into memory. The caller closes the returned object.
+    """
+    head = read_head(path, 4)
+    if compression_of(head) is None:
+        try:
+            return open(path, "rb"), path.stat().st_size
+        except OSError as exc:
+            raise ReaderError(f"{path}: cannot open the file ({exc.strerror or exc})") from exc
+    data = read_bytes(path, expected=expected)
+    return io.BytesIO(data), len(data)
+
+
 def read_text(path: Path, *, expected: str) -> str:
-    """The whole content of an ASCII text file (gzip-compressed allowed) as a string.
+    """The whole content of an ASCII text file (gzip- or bzip2-compressed allowed) as a string.
 
     Parameters
     ----------
@@ -96,13 +172,7 @@ def read_text(path: Path, *, expected: str) -> str:
         If the file cannot be read or decompressed, or holds a non-ASCII byte (the message gives
         its line and byte offset).
     """
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read()
-        if data[:2] == GZIP_MAGIC:
-            data = gzip.decompress(data)
-    except (OSError, EOFError, zlib.error) as exc:
-        raise ReaderError(f"{path}: cannot read {expected} ({exc})") from exc
+    data = read_bytes(path, expected=expected)
     try:
         return data.decode("ascii")
     except UnicodeDecodeError as exc:

@@ -44,7 +44,7 @@ CONVENTIONS: tuple[Convention, ...] = (
 )
 
 
-def first_record_conventions(path: Path, head: bytes, size: int) -> list[Convention]:
+def first_record_conventions(path: Path, head: bytes, size: int, *, fh=None) -> list[Convention]:
     """Conventions under which the file starts with one complete, well-framed record.
 
     Parameters
@@ -54,7 +54,9 @@ def first_record_conventions(path: Path, head: bytes, size: int) -> list[Convent
     head : bytes
         The first bytes of the file.
     size : int
-        The file size in bytes.
+        The file size in bytes (decompressed size for a compressed file).
+    fh : binary file object, optional
+        Read instead of ``path`` (a decompressed in-memory copy); its position is not kept.
 
     Returns
     -------
@@ -73,11 +75,14 @@ def first_record_conventions(path: Path, head: bytes, size: int) -> list[Convent
             continue
         if m + length + m <= len(head):
             tail_bytes = head[m + length : m + length + m]
+        elif fh is not None:
+            fh.seek(m + length)
+            tail_bytes = fh.read(m)
         else:
             try:
-                with open(path, "rb") as fh:
-                    fh.seek(m + length)
-                    tail_bytes = fh.read(m)
+                with open(path, "rb") as f:
+                    f.seek(m + length)
+                    tail_bytes = f.read(m)
             except OSError:
                 continue
         if len(tail_bytes) < m:

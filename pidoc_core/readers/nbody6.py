@@ -3,7 +3,8 @@
 File layouts implemented (read from the public sources, in the ``code`` search corpus)
 ---------------------------------------------------------------------------------------
 
-``OUT3`` / ``conf.3_<time>`` -- Fortran unformatted sequential, written by ``SUBROUTINE OUTPUT``:
+``OUT3`` / ``conf.3_<time>`` (read by :mod:`pidoc_core.readers.conf3`) -- Fortran unformatted
+sequential, written by ``SUBROUTINE OUTPUT``:
 
 * NBODY6 (Aarseth), ``nbodyx/Nbody6: Ncode/output.f``::
 
@@ -37,31 +38,15 @@ The first ``2*NPAIRS`` entries are the resolved KS-binary components, entries ``
 (``N = NTOT - NPAIRS``) are the binaries' centres of mass: those are dropped (their mass is
 already in the components). Massless entries (ghosts left by mergers, BODYS = 0) are dropped too.
 
-``sev.83`` -- formatted, written by ``SUBROUTINE HRPLOT`` for single stars:
+``sev.83`` / ``bev.82`` -- the HR files written by ``SUBROUTINE HRPLOT`` at the same output times;
+every released layout (NBODY6 ``fort.83``, old NBODY6++, NBODY6++GPU 9/11/14-column ``sev.83`` and
+20/24/26-column ``bev.82``) is read by :mod:`pidoc_core.readers.nbody6pp_hr`, which documents them.
+``bev.82`` gives L and R of the KS-binary components (they are not in ``sev.83``).
 
-* NBODY6, ``nbodyx/Nbody6: Ncode/hrplot.f`` (unit 83 = ``fort.83``, all times appended)::
-
-      ' ## BEGIN', NS, TPHYS              FORMAT (' ## BEGIN',I8,F9.1)
-      NAME, KW, RI, M1, log L, log R, log Teff     FORMAT (I10,I4,5F10.3)
-      ' ## END', NSTAR
-
-* NBODY6++GPU, ``nbodyx/Nbody6ppGPU: src/Main/hrplot.F`` (and the identical
-  ``nbody6ppgpu/Nbody6PPGPU-beijing``; one file ``sev.83_<TTOT>``)::
-
-      NS, TPHYS                            FORMAT (I8,F9.1)
-      TTOT, I, NAME, KW, RI, M1, log L, log R, log Teff   FORMAT (1X,1P,E12.5,2I8,I3,5E13.5)
-
-* older NBODY6++ ``hrplot.f``: header ``NS, TPHYS``; rows
-  ``TTOT, NAME, KW, RI, M1, log L, log R`` (``1P,D15.7,I8,I5,4D15.5``, Fortran ``D`` exponents).
-
-``bev.82`` -- the same routine's binary rows, used for the KS components (not in ``sev.83``):
-NBODY6 ``NAME1 NAME2 KW1 KW2 KWCM RI ECC log P log a M1 M2 log L1 log L2 log R1 log R2 log T1
-log T2`` (``FORMAT (2I6,2I3,I4,F6.1,F6.3,10F7.3)``, read by columns when fields touch); NBODY6++GPU
-``TTOT J1 J2 NAME1 NAME2 KW1 KW2 KWCM RI ECC log P log a M1 M2 log L1 log L2 log R1 log R2 log T1
-log T2``; old NBODY6++ ``TTOT NAME1 NAME2 KW1 KW2 KWCM RI ECC log P log a M1 M2 log L1 log L2 log R1
-log R2``. L (Lsun) = 10**log L, R (Rsun) = 10**log R, kstar = KW. Teff is *not* taken from the
-files (NBODY6 writes it with a solar log Teff of 3.7, NBODY6++ with 3.7618); the Snapshot derives it
-from L and R with 5772 K for every source alike.
+Without HR files (``sev=False``) the snapshot is *dynamics only*: positions, velocities and masses
+are read, luminosities and radii are set to 0 and ``meta['missing_columns']`` /
+``meta['missing_reason']`` say so and name the file that would supply them; the imager refuses
+such a snapshot.
 
 Stars are joined by NAME. The HR block is chosen by time: rows' TTOT when given, else the block
 header's TPHYS (Myr, written with one decimal).
@@ -69,8 +54,7 @@ header's TPHYS (Myr, written with one decimal).
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, field
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -78,575 +62,21 @@ from astropy import units as u
 
 from pidoc_core.snapshot import Snapshot, SnapshotError
 
-from ._common import ReaderError, as_path, check_readable, read_head, read_text, to_gyr
-from ._fortran import Convention, FortranSequentialReader, first_record_conventions
+from ._common import ReaderError, as_path, to_gyr
+from .conf3 import Conf3, check_scales, count_conf3, read_conf3
+from .nbody6pp_hr import HRBlock, read_hr_file
 
 __all__ = [
     "Conf3",
     "HRBlock",
+    "DynamicsOnlyWarning",
     "read_conf3",
     "count_conf3",
     "read_hr_file",
     "read_nbody6",
     "find_sibling",
+    "dynamics_only_meta",
 ]
-
-#: Per-star float arrays of the known data-record layouts, keyed by floats per star.
-_LAYOUTS: dict[int, tuple[str, tuple[tuple[str, int], ...]]] = {
-    7: ("nbody6", (("mass", 1), ("pos", 3), ("vel", 3))),
-    10: ("nbody6++gpu", (("mass", 1), ("rho", 1), ("xns", 1), ("pos", 3), ("vel", 3), ("phi", 1))),
-    8: ("issue", (("mass", 1), ("pos", 3), ("vel", 3), ("phi", 1))),
-}
-
-_MIN_NK = 12  # AS(12) = VSTAR is needed
-
-
-@dataclass(frozen=True, eq=False)
-class Conf3:
-    """One snapshot of a ``conf.3``/``OUT3`` file, in N-body units as written.
-
-    Attributes
-    ----------
-    ntot, model, nrun, nk : int
-        The header record.
-    scalars : numpy.ndarray
-        ``AS(1:NK)`` (index 0 is ``AS(1)``).
-    mass : numpy.ndarray
-        BODYS, N-body mass units (``NTOT``).
-    pos, vel : numpy.ndarray
-        XS and VS, shape (NTOT, 3), N-body units.
-    name : numpy.ndarray
-        NAME, int64.
-    layout : str
-        'nbody6', 'nbody6++gpu' or 'issue'.
-    float_bytes, int_bytes : int
-        Sizes of the REAL and INTEGER values in the file.
-    convention : Convention
-        Record markers found.
-    extra : dict
-        Other per-star arrays of the layout (``rho``, ``xns``, ``phi``).
-    """
-
-    ntot: int
-    model: int
-    nrun: int
-    nk: int
-    scalars: np.ndarray
-    mass: np.ndarray
-    pos: np.ndarray
-    vel: np.ndarray
-    name: np.ndarray
-    layout: str
-    float_bytes: int
-    int_bytes: int
-    convention: Convention
-    extra: dict = field(default_factory=dict)
-
-    @property
-    def ttot(self) -> float:
-        """AS(1): time in N-body units."""
-        return float(self.scalars[0])
-
-    @property
-    def npairs(self) -> int:
-        """AS(2): number of KS pairs."""
-        return int(round(float(self.scalars[1])))
-
-    @property
-    def rbar(self) -> float:
-        """AS(3): length scale, pc per N-body unit."""
-        return float(self.scalars[2])
-
-    @property
-    def zmbar(self) -> float:
-        """AS(4): mass scale, Msun per N-body unit."""
-        return float(self.scalars[3])
-
-    @property
-    def tstar(self) -> float:
-        """AS(11): time scale, Myr per N-body unit (TSTAR in NBODY6, TSCALE in NBODY6++)."""
-        return float(self.scalars[10])
-
-    @property
-    def vstar(self) -> float:
-        """AS(12): velocity scale, km/s per N-body unit."""
-        return float(self.scalars[11])
-
-    @property
-    def rdens(self) -> np.ndarray:
-        """AS(7:9): density centre, N-body units."""
-        return np.asarray(self.scalars[6:9], dtype=float)
-
-
-@dataclass(frozen=True, eq=False)
-class HRBlock:
-    """One output time of a ``sev.83``/``bev.82`` file: stellar properties by NAME.
-
-    Binary rows of ``bev.82`` contribute both components (``name`` holds NAME1 then NAME2).
-
-    Attributes
-    ----------
-    tphys : float or None
-        Block header time, Myr (None when the block has no header).
-    ttot : float or None
-        Time in N-body units from the rows (None for the NBODY6 layout).
-    name : numpy.ndarray
-        int64 star names.
-    kstar : numpy.ndarray
-        SSE types KW.
-    mass : numpy.ndarray
-        Masses, Msun.
-    log_luminosity, log_radius : numpy.ndarray
-        log10 L/Lsun and log10 R/Rsun.
-    layout : str
-        Which row layout was read.
-    line : int
-        1-based line number where the block starts.
-    complete : bool
-        False for an NBODY6 block without its ``## END`` line (file cut off).
-    """
-
-    tphys: float | None
-    ttot: float | None
-    name: np.ndarray
-    kstar: np.ndarray
-    mass: np.ndarray
-    log_luminosity: np.ndarray
-    log_radius: np.ndarray
-    layout: str
-    line: int
-    complete: bool = True
-
-
-# --------------------------------------------------------------------------------------------
-# conf.3 / OUT3
-# --------------------------------------------------------------------------------------------
-
-
-def _parse_header(raw: bytes, conv: Convention, path: Path, index: int):
-    if len(raw) not in (16, 32):
-        raise ReaderError(
-            f"{path}: snapshot {index}: header record is {len(raw)} bytes; expected the 4 "
-            f"integers NTOT, MODEL, NRUN, NK (16 or 32 bytes; {conv})"
-        )
-    int_bytes = len(raw) // 4
-    dtype = np.dtype(f"{conv.byteorder}i{int_bytes}")
-    ntot, model, nrun, nk = (int(v) for v in np.frombuffer(raw, dtype=dtype))
-    if ntot < 1:
-        raise ReaderError(f"{path}: snapshot {index}: header NTOT = {ntot}; expected >= 1")
-    if not _MIN_NK <= nk <= 10000:
-        raise ReaderError(
-            f"{path}: snapshot {index}: header NK = {nk}; expected {_MIN_NK} <= NK <= 10000 "
-            "(AS(1:NK) must include AS(12) = VSTAR)"
-        )
-    return ntot, model, nrun, nk, int_bytes
-
-
-def _solve_layout(length: int, ntot: int, nk: int, int_bytes: int):
-    """(float_bytes, floats per star) matching a data record of ``length`` bytes, or None."""
-    matches = []
-    for float_bytes in (4, 8):
-        for k in _LAYOUTS:
-            if float_bytes * (nk + k * ntot) + int_bytes * ntot == length:
-                matches.append((float_bytes, k))
-    return matches[0] if len(matches) == 1 else None
-
-
-def _expected_lengths(ntot, nk, int_bytes) -> str:
-    items = []
-    for float_bytes in (4, 8):
-        for k, (lname, _) in _LAYOUTS.items():
-            items.append(f"{float_bytes * (nk + k * ntot) + int_bytes * ntot} ({lname}, "
-                         f"REAL*{float_bytes})")
-    return ", ".join(items)
-
-
-def _parse_data(raw, ntot, nk, int_bytes, conv, path, index):
-    solved = _solve_layout(len(raw), ntot, nk, int_bytes)
-    if solved is None:
-        raise ReaderError(
-            f"{path}: snapshot {index}: data record is {len(raw)} bytes, which fits no known "
-            f"conf.3 layout for NTOT = {ntot}, NK = {nk}; expected one of "
-            f"{_expected_lengths(ntot, nk, int_bytes)} bytes"
-        )
-    float_bytes, k = solved
-    layout, arrays = _LAYOUTS[k]
-    fdt = np.dtype(f"{conv.byteorder}f{float_bytes}")
-    idt = np.dtype(f"{conv.byteorder}i{int_bytes}")
-    offset = 0
-    scalars = np.frombuffer(raw, dtype=fdt, count=nk, offset=offset).astype(np.float64)
-    offset += nk * float_bytes
-    values = {}
-    for key, width in arrays:
-        arr = np.frombuffer(raw, dtype=fdt, count=width * ntot, offset=offset).astype(np.float64)
-        values[key] = arr.reshape(ntot, width) if width > 1 else arr
-        offset += width * ntot * float_bytes
-    names = np.frombuffer(raw, dtype=idt, count=ntot, offset=offset).astype(np.int64)
-    return scalars, values, names, layout, float_bytes
-
-
-def _conventions(path: Path, size: int) -> list[Convention]:
-    head = read_head(path, 4096)
-    convs = first_record_conventions(path, head, size)
-    if not convs:
-        raise ReaderError(
-            f"{path}: not a Fortran unformatted sequential file: the first bytes are not a "
-            "record marker matched by a trailing one (tried 4- and 8-byte markers, both byte "
-            "orders); expected an NBODY6 conf.3/OUT3 file"
-        )
-    return convs
-
-
-def _scan(path: Path, index: int | None):
-    """Locate snapshot ``index``; returns (conv, header-offset, count or None)."""
-    size = check_readable(path)
-    if size == 0:
-        raise ReaderError(f"{path}: empty file (0 bytes); expected an NBODY6 conf.3/OUT3 file")
-    errors = []
-    for conv in _conventions(path, size):
-        try:
-            with open(path, "rb") as fh:
-                reader = FortranSequentialReader(fh, size, conv, path)
-                starts = []
-                while not reader.at_end():
-                    start = reader.tell()
-                    raw = reader.read_record(f"snapshot {len(starts)} header")
-                    ntot, _, _, nk, int_bytes = _parse_header(raw, conv, path, len(starts))
-                    _, length = reader.skip_record(f"snapshot {len(starts)} data")
-                    if _solve_layout(length, ntot, nk, int_bytes) is None:
-                        raise ReaderError(
-                            f"{path}: snapshot {len(starts)}: data record is {length} bytes, "
-                            f"which fits no known conf.3 layout for NTOT = {ntot}, NK = {nk}; "
-                            f"expected one of {_expected_lengths(ntot, nk, int_bytes)} bytes"
-                        )
-                    starts.append(start)
-                    if index is not None and index >= 0 and len(starts) > index:
-                        return conv, starts[index], None
-                    if index is None and len(starts) > 1:
-                        break
-            if not starts:
-                raise ReaderError(f"{path}: no snapshot in the file")
-            if index is None:
-                if len(starts) > 1:
-                    raise ReaderError(
-                        f"{path}: holds more than one snapshot (an NBODY6 OUT3 file appends one "
-                        "per output time); pass index= (0-based, -1 for the last)"
-                    )
-                return conv, starts[0], 1
-            if index < 0 and -index <= len(starts):
-                return conv, starts[index], len(starts)
-            raise ReaderError(
-                f"{path}: snapshot index {index} is out of range: the file holds "
-                f"{len(starts)} snapshot(s)"
-            )
-        except ReaderError as exc:
-            errors.append((conv, exc))
-    # every convention failed: report the one that got furthest (first in order)
-    conv, exc = errors[0]
-    if len(errors) > 1:
-        tried = ", ".join(str(c) for c, _ in errors[1:])
-        raise ReaderError(f"{exc} [also tried: {tried}]") from exc
-    raise exc
-
-
-def read_conf3(path, *, index: int | None = None) -> Conf3:
-    """Read one snapshot of an NBODY6 ``OUT3`` or NBODY6++ ``conf.3_<time>`` file.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        The Fortran unformatted file.
-    index : int, optional
-        Which snapshot of a multi-snapshot ``OUT3`` file (0-based; negative counts from the
-        end). Required when the file holds more than one.
-
-    Returns
-    -------
-    Conf3
-        Header, ``AS`` scalars and per-star arrays in N-body units.
-
-    Raises
-    ------
-    ReaderError
-        If the file is not a Fortran sequential file, is truncated, its records fit no known
-        layout, or ``index`` is out of range.
-
-    Examples
-    --------
-    >>> conf = read_conf3("conf.3_100")                      # doctest: +SKIP
-    >>> conf.ntot, conf.rbar, conf.zmbar                     # doctest: +SKIP
-    (1000, 1.21, 0.63)
-    """
-    path = as_path(path)
-    conv, start, _ = _scan(path, index)
-    size = check_readable(path)
-    label = 0 if index is None else index
-    with open(path, "rb") as fh:
-        fh.seek(start)
-        reader = FortranSequentialReader(fh, size, conv, path)
-        raw = reader.read_record(f"snapshot {label} header")
-        ntot, model, nrun, nk, int_bytes = _parse_header(raw, conv, path, label)
-        raw = reader.read_record(f"snapshot {label} data")
-    scalars, values, names, layout, float_bytes = _parse_data(raw, ntot, nk, int_bytes, conv,
-                                                              path, label)
-    extra = {k: v for k, v in values.items() if k not in ("mass", "pos", "vel")}
-    return Conf3(ntot=ntot, model=model, nrun=nrun, nk=nk, scalars=scalars, mass=values["mass"],
-                 pos=values["pos"], vel=values["vel"], name=names, layout=layout,
-                 float_bytes=float_bytes, int_bytes=int_bytes, convention=conv, extra=extra)
-
-
-def count_conf3(path) -> int:
-    """Number of snapshots in an ``OUT3``/``conf.3`` file (each checked for a known layout)."""
-    path = as_path(path)
-    _, _, count = _scan(path, -1)
-    return count
-
-
-def _check_scales(conf: Conf3, path: Path) -> None:
-    for k, label, unit in ((2, "RBAR", "pc"), (3, "ZMBAR", "Msun"), (10, "TSTAR", "Myr"),
-                           (11, "VSTAR", "km/s")):
-        value = float(conf.scalars[k])
-        if not np.isfinite(value) or value <= 0:
-            raise ReaderError(
-                f"{path}: AS({k + 1}) = {label} is {value!r}; expected a positive scale in {unit}"
-            )
-    ttot = conf.ttot
-    if not np.isfinite(ttot):
-        raise ReaderError(f"{path}: AS(1) = TTOT is {ttot!r}; expected a finite time")
-    npairs_raw = float(conf.scalars[1])
-    if not np.isfinite(npairs_raw) or npairs_raw != round(npairs_raw) or npairs_raw < 0 or \
-            3 * npairs_raw > conf.ntot:
-        raise ReaderError(
-            f"{path}: AS(2) = NPAIRS is {npairs_raw!r}; expected a whole number with "
-            f"3*NPAIRS <= NTOT = {conf.ntot}"
-        )
-
-
-# --------------------------------------------------------------------------------------------
-# sev.83 / bev.82
-# --------------------------------------------------------------------------------------------
-
-_INT_RE = re.compile(r"^[+-]?\d+$")
-_D_EXP = str.maketrans({"D": "E", "d": "e"})
-
-# column indices per layout: (ttot, [(name, kw, mass, logL, logR), ...component])
-_SEV_LAYOUTS = {
-    "nbody6": (7, None, [(0, 1, 3, 4, 5)]),
-    "nbody6++": (7, 0, [(1, 2, 4, 5, 6)]),
-    "nbody6++gpu": (9, 0, [(2, 3, 5, 6, 7)]),
-}
-_BEV_LAYOUTS = {
-    "nbody6": (17, None, [(0, 2, 9, 11, 13), (1, 3, 10, 12, 14)]),
-    "nbody6++": (16, 0, [(1, 3, 10, 12, 14), (2, 4, 11, 13, 15)]),
-    "nbody6++gpu": (20, 0, [(3, 5, 12, 14, 16), (4, 6, 13, 15, 17)]),
-}
-#: Fixed column widths of the NBODY6 formats, for rows whose fields touch.
-_FIXED = {
-    "sev": (10, 4, 10, 10, 10, 10, 10),
-    "bev": (6, 6, 3, 3, 4, 6, 6) + (7,) * 10,
-}
-
-
-def _fixed_split(line: str, widths) -> list[str]:
-    out, pos = [], 0
-    for w in widths:
-        out.append(line[pos:pos + w].strip())
-        pos += w
-    return out
-
-
-class _RawBlock:
-    def __init__(self, line, tphys=None, declared=None, marked=False):
-        self.line = line
-        self.tphys = tphys
-        self.declared = declared
-        self.marked = marked  # NBODY6 '## BEGIN' block
-        self.rows: list[list[str]] = []
-        self.row_lines: list[int] = []
-        self.texts: list[str] = []
-        self.ended = not marked
-        self.end_count = None
-
-
-def _is_float_token(tok: str) -> bool:
-    try:
-        float(tok)
-    except ValueError:
-        return False
-    return True
-
-
-def _segment(lines, path: Path) -> list[_RawBlock]:
-    blocks: list[_RawBlock] = []
-    current = None
-    for lineno, raw in enumerate(lines, start=1):
-        text = raw.strip()
-        if not text:
-            continue
-        if text.startswith("##"):
-            tokens = text[2:].split()
-            if tokens and tokens[0].upper() == "BEGIN":
-                if (len(tokens) < 3 or not _INT_RE.match(tokens[1])
-                        or not _is_float_token(tokens[2])):
-                    raise ReaderError(f"{path}: line {lineno}: malformed block header "
-                                      f"{raw.strip()!r}; expected '## BEGIN <count> <TPHYS Myr>'")
-                current = _RawBlock(lineno, float(tokens[2]), int(tokens[1]), marked=True)
-                blocks.append(current)
-            elif tokens and tokens[0].upper() == "END":
-                if current is None or not current.marked:
-                    raise ReaderError(f"{path}: line {lineno}: '## END' without '## BEGIN'")
-                current.ended = True
-                if len(tokens) > 1 and _INT_RE.match(tokens[1]):
-                    current.end_count = int(tokens[1])
-                current = None
-            else:
-                raise ReaderError(f"{path}: line {lineno}: unknown marker line {raw.strip()!r}")
-            continue
-        tokens = text.translate(_D_EXP).split()
-        if (len(tokens) == 2 and _INT_RE.match(tokens[0]) and _is_float_token(tokens[1])
-                and (current is None or not current.marked)):
-            current = _RawBlock(lineno, float(tokens[1]), int(tokens[0]))
-            blocks.append(current)
-            continue
-        if current is None:
-            current = _RawBlock(lineno)
-            blocks.append(current)
-        current.rows.append(tokens)
-        current.row_lines.append(lineno)
-        current.texts.append(raw.translate(_D_EXP))
-    return blocks
-
-
-def _block_layout(block: _RawBlock, kind: str, path: Path):
-    layouts = _SEV_LAYOUTS if kind == "sev" else _BEV_LAYOUTS
-    if block.marked:
-        return "nbody6"
-    if not block.rows:
-        return None
-    first = block.rows[0]
-    for lname, (ntok, ttot_col, _) in layouts.items():
-        if len(first) != ntok:
-            continue
-        if ntok == 7 and kind == "sev":
-            # 7 tokens: NBODY6 rows start with the integer NAME, old NBODY6++ rows with TTOT
-            is_int = bool(_INT_RE.match(first[0]))
-            if (lname == "nbody6") != is_int:
-                continue
-        return lname
-    expected = ", ".join(f"{v[0]} ({k})" for k, v in layouts.items())
-    raise ReaderError(
-        f"{path}: line {block.row_lines[0]}: {len(first)} columns; a "
-        f"{kind}.8{3 if kind == 'sev' else 2} row has {expected} columns"
-    )
-
-
-def _convert_block(block: _RawBlock, kind: str, path: Path) -> HRBlock | None:
-    lname = _block_layout(block, kind, path)
-    if lname is None:
-        return HRBlock(tphys=block.tphys, ttot=None, name=np.zeros(0, np.int64),
-                       kstar=np.zeros(0, np.int64), mass=np.zeros(0), log_luminosity=np.zeros(0),
-                       log_radius=np.zeros(0), layout="empty", line=block.line,
-                       complete=block.ended)
-    layouts = _SEV_LAYOUTS if kind == "sev" else _BEV_LAYOUTS
-    ntok, ttot_col, comps = layouts[lname]
-    rows = block.rows
-    bad = [i for i, r in enumerate(rows) if len(r) != ntok]
-    if bad and lname == "nbody6":
-        for i in bad:  # fields that touch: read the NBODY6 fixed-width FORMAT
-            rows[i] = _fixed_split(block.texts[i], _FIXED[kind])
-        bad = [i for i, r in enumerate(rows) if len(r) != ntok or "" in r]
-    if bad:
-        i = bad[0]
-        raise ReaderError(
-            f"{path}: line {block.row_lines[i]}: {len(rows[i])} columns, expected {ntok} "
-            f"({kind} layout '{lname}' of the block starting at line {block.line}); "
-            "truncated or malformed row"
-        )
-    try:
-        arr = np.array(rows, dtype=np.float64)
-    except ValueError:
-        for i, r in enumerate(rows):
-            for j, tok in enumerate(r):
-                if not _is_float_token(tok):
-                    raise ReaderError(
-                        f"{path}: line {block.row_lines[i]}, column {j + 1}: {tok!r} is not a "
-                        "number (Fortran writes '***' when a value overflows its field)"
-                    ) from None
-        raise
-    if arr.ndim != 2:
-        arr = arr.reshape(len(rows), ntok)
-    names, kws, masses, logl, logr = [], [], [], [], []
-    for (c_name, c_kw, c_m, c_l, c_r) in comps:
-        names.append(arr[:, c_name])
-        kws.append(arr[:, c_kw])
-        masses.append(arr[:, c_m])
-        logl.append(arr[:, c_l])
-        logr.append(arr[:, c_r])
-    name = np.concatenate(names)
-    kstar = np.concatenate(kws)
-    for label, values, limit in (("NAME", name, 2.0**62), ("KW", kstar, 2.0**15 - 1)):
-        nonint = ~np.isfinite(values) | (values != np.round(values)) | (np.abs(values) > limit)
-        if nonint.any():
-            i = int(np.flatnonzero(nonint)[0]) % len(rows)
-            raise ReaderError(f"{path}: line {block.row_lines[i]}: {label} is not an integer "
-                              f"(or is out of range)")
-    ttot = None
-    if ttot_col is not None:
-        t = arr[:, ttot_col]
-        ttot = float(t[0])
-        spread = np.abs(t - ttot) > 1e-4 * max(1.0, abs(ttot))
-        if spread.any():
-            i = int(np.flatnonzero(spread)[0])
-            raise ReaderError(
-                f"{path}: line {block.row_lines[i]}: TTOT {t[i]!r} differs from the block's "
-                f"first row ({ttot!r}); expected one output time per block"
-            )
-    return HRBlock(tphys=block.tphys, ttot=ttot, name=name.astype(np.int64),
-                   kstar=kstar.astype(np.int64), mass=np.concatenate(masses),
-                   log_luminosity=np.concatenate(logl), log_radius=np.concatenate(logr),
-                   layout=lname, line=block.line, complete=block.ended)
-
-
-def read_hr_file(path, *, kind: str = "sev") -> list[HRBlock]:
-    """Read an NBODY6 ``sev.83``/``fort.83`` (``kind='sev'``) or ``bev.82``/``fort.82``
-    (``kind='bev'``) HR-diagram file.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        The formatted file (gzip allowed).
-    kind : {'sev', 'bev'}
-        Single-star or binary file.
-
-    Returns
-    -------
-    list of HRBlock
-        One block per output time, in file order. Masses Msun; log10 L/Lsun; log10 R/Rsun.
-
-    Raises
-    ------
-    ReaderError
-        On rows of the wrong width, non-numeric fields, or blocks whose rows disagree in time.
-    """
-    if kind not in ("sev", "bev"):
-        raise ValueError(f"kind must be 'sev' or 'bev', got {kind!r}")
-    path = as_path(path)
-    size = check_readable(path)
-    if size == 0:
-        raise ReaderError(f"{path}: empty file (0 bytes); expected an NBODY6 {kind} HR file")
-    lines = read_text(path, expected=f"an NBODY6 {kind}.8{3 if kind == 'sev' else 2} file"
-                      ).splitlines()
-    blocks = _segment(lines, path)
-    out = []
-    for b in blocks:
-        hr = _convert_block(b, kind, path)
-        if b.marked and b.ended and b.end_count is not None and b.end_count != len(b.rows):
-            raise ReaderError(
-                f"{path}: block at line {b.line}: '## END' counts {b.end_count} rows but "
-                f"{len(b.rows)} were read"
-            )
-        out.append(hr)
-    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -659,7 +89,8 @@ def find_sibling(path, kind: str) -> list[Path]:
     written with a ``conf.3``/``OUT3`` file, existing or not, best first.
 
     ``conf.3_100`` -> ``sev.83_100``; ``OUT3`` -> ``fort.83``, ``sev.83``; a suffix after the
-    first ``_`` is kept (``run_100`` -> ``sev.83_100``).
+    first ``_`` is kept (``run_100`` -> ``sev.83_100``); compressed copies (``.gz``, ``.bz2``)
+    come after the plain names.
     """
     path = as_path(path)
     unit = "83" if kind == "sev" else "82"
@@ -673,6 +104,7 @@ def find_sibling(path, kind: str) -> list[Path]:
     if "_" in name:
         cands.append(f"{stem}_{name.split('_', 1)[1]}")
     cands += [f"fort.{unit}", stem]
+    cands += [c + ext for c in list(cands) for ext in (".gz", ".bz2")]
     seen, out = set(), []
     for c in cands:
         if c not in seen and c != name:
@@ -725,6 +157,171 @@ def _describe_time(block: HRBlock) -> str:
     return "unknown time"
 
 
+class DynamicsOnlyWarning(UserWarning):
+    """A snapshot was read without luminosities and radii (dynamics only)."""
+
+
+def dynamics_only_meta(source: str, supplier: str) -> dict:
+    """The ``meta`` entries that mark a dynamics-only snapshot.
+
+    Parameters
+    ----------
+    source : str
+        The file read.
+    supplier : str
+        The file (or files) that would supply L and R, for the message.
+    """
+    reason = (f"{source}: luminosities and radii are missing (dynamics only: positions, "
+              f"velocities and masses were read); {supplier} would supply them")
+    return {"missing_columns": ["luminosity", "radius", "teff", "kstar"],
+            "missing_reason": reason}
+
+
+def _hr_path(path: Path, sev) -> Path | None:
+    if sev is False:
+        return None
+    if sev is not None:
+        return as_path(sev)
+    cands = find_sibling(path, "sev")
+    found = [c for c in cands if c.is_file()]
+    if not found:
+        raise ReaderError(
+            f"{path}: no sev.83 file found next to it (looked for "
+            f"{', '.join(c.name for c in cands[:4])} and compressed copies); luminosities and "
+            "radii come from it: pass sev= (the sev.83 file written at the same time), or "
+            "sev=False to read the dynamics only"
+        )
+    return found[0]
+
+
+def _bev_path(path: Path, bev, sev_path) -> Path | None:
+    if bev is False or sev_path is None:
+        return None
+    if bev is not None:
+        return as_path(bev)
+    found = [c for c in find_sibling(path, "bev") if c.is_file()]
+    return found[0] if found else None
+
+
+def _hr_blocks(path, sev_path, bev_path, ttot, tphys, check_time):
+    blocks = [_pick_block(read_hr_file(sev_path, kind="sev"), ttot, tphys, check_time, sev_path,
+                          "sev")]
+    if bev_path is not None:
+        bev_blocks = read_hr_file(bev_path, kind="bev")
+        if any(b.name.size for b in bev_blocks):
+            blocks.append(_pick_block(bev_blocks, ttot, tphys, check_time, bev_path, "bev"))
+    return blocks
+
+
+def _star_rows(conf: Conf3, path: Path):
+    """Indices of the stars to keep (singles and KS components with mass > 0) and the count of
+    massless entries dropped."""
+    keep = np.zeros(conf.ntot, dtype=bool)
+    keep[:conf.ntot - conf.npairs] = True
+    bad_mass = ~np.isfinite(conf.mass) | (conf.mass < 0)
+    if (bad_mass & keep).any():
+        row = int(np.flatnonzero(bad_mass & keep)[0])
+        raise ReaderError(
+            f"{path}: BODYS({row + 1}) (NAME {conf.name[row]}) is {float(conf.mass[row])!r}; "
+            "expected a mass >= 0"
+        )
+    massless = keep & (conf.mass == 0)
+    keep &= conf.mass > 0
+    idx = np.flatnonzero(keep)
+    dup = _first_duplicate(conf.name[idx])
+    if dup is not None:
+        raise ReaderError(f"{path}: NAME {dup} appears more than once among the stars")
+    return idx, int(massless.sum())
+
+
+def _describe_hr(blocks, sev_path, bev_path):
+    return " and ".join(str(p) for p in (sev_path, bev_path) if p is not None)
+
+
+def _join(path, conf, idx, blocks, sev_path, bev_path, missing):
+    """Match the stars ``idx`` of ``conf`` with HR rows by NAME; returns (idx, hr arrays, counts)."""
+    hr = {k: np.concatenate([getattr(b, k) for b in blocks])
+          for k in ("name", "kstar", "mass", "log_luminosity", "log_radius", "valid", "lines")}
+    files = _describe_hr(blocks, sev_path, bev_path)
+    dup = _first_duplicate(hr["name"])
+    if dup is not None:
+        raise ReaderError(f"{files}: NAME {dup} has more than one row at this time")
+    star_names = conf.name[idx]
+    order = np.argsort(hr["name"], kind="stable")
+    sorted_names = hr["name"][order]
+    pos = np.clip(np.searchsorted(sorted_names, star_names), 0, max(sorted_names.size - 1, 0))
+    found = sorted_names[pos] == star_names if sorted_names.size else np.zeros(idx.size, bool)
+    rows = order[pos] if sorted_names.size else np.zeros(idx.size, np.int64)
+    nan_rows = found & ~hr["valid"][rows]
+    n_missing, n_nan = int((~found).sum()), int(nan_rows.sum())
+    if missing == "raise" and n_nan:
+        i = int(np.flatnonzero(nan_rows)[0])
+        raise ReaderError(
+            f"{files}: line {int(hr['lines'][rows[i]])}: NAME {int(star_names[i])} has NaN in its "
+            f"mass, log L or log R ({n_nan} such star(s)); pass missing='drop' to drop them"
+        )
+    if missing == "raise" and n_missing:
+        listed = ", ".join(str(int(n)) for n in star_names[~found][:10])
+        raise ReaderError(
+            f"{path}: {n_missing} of {star_names.size} stars have no row in {files} "
+            f"(NAME {listed}{' ...' if n_missing > 10 else ''}); binary components are in "
+            "bev.82 (pass bev=), or pass missing='drop'"
+        )
+    use = found & ~nan_rows
+    hr_rows = rows[use]
+    _check_masses(conf, idx[use], hr, hr_rows, files)
+    return idx[use], {k: v[hr_rows] for k, v in hr.items()}, n_missing, n_nan
+
+
+def _check_masses(conf, idx, hr, hr_rows, files):
+    """HRPLOT writes M1 = BODY*ZMBAR: a mismatch means the HR columns were not read as written
+    (or the file belongs to another run or time)."""
+    if not idx.size:
+        return
+    m_conf = conf.mass[idx] * conf.zmbar
+    m_hr = hr["mass"][hr_rows]
+    bad = np.abs(m_hr - m_conf) > 2e-3 * m_conf + 1e-3
+    if bad.sum() > max(1, 0.01 * idx.size):
+        i = int(np.flatnonzero(bad)[0])
+        raise ReaderError(
+            f"{files}: line {int(hr['lines'][hr_rows[i]])}: mass {float(m_hr[i]):.6g} Msun of "
+            f"NAME {int(conf.name[idx[i]])} differs from BODY*ZMBAR = {float(m_conf[i]):.6g} Msun "
+            f"of the conf.3 file ({int(bad.sum())} of {idx.size} stars differ); the HR file is "
+            "from another run or time, or its columns are not in the documented order"
+        )
+
+
+def _meta(path, conf, sev_path, bev_path, tphys, n_massless, n_missing, n_nan, blocks):
+    meta = {
+        "source": str(path),
+        "source_format": "nbody6",
+        "layout": conf.layout,
+        "float_bytes": conf.float_bytes,
+        "sev_file": str(sev_path) if sev_path is not None else None,
+        "bev_file": str(bev_path) if bev_path is not None else None,
+        "hr_layouts": [b.layout for b in blocks],
+        "ttot_nbody": conf.ttot,
+        "tphys_myr": tphys,
+        "rbar_pc": conf.rbar,
+        "zmbar_msun": conf.zmbar,
+        "tstar_myr": conf.tstar,
+        "vstar_kms": conf.vstar,
+        "rdens_pc": [float(v) * conf.rbar for v in conf.rdens],
+        "nrun": conf.nrun,
+        "model": conf.model,
+        "npairs": conf.npairs,
+        "n_centre_of_mass_dropped": conf.npairs,
+        "n_massless_dropped": n_massless,
+        "n_missing_hr": n_missing,
+        "n_nan_hr_dropped": n_nan,
+    }
+    if sev_path is None:
+        meta.update(dynamics_only_meta(str(path), f"the NBODY6 sev.83 (and bev.82) file written "
+                                                  f"at TTOT = {conf.ttot:g} ("
+                                                  f"{find_sibling(path, 'sev')[0].name})"))
+    return meta
+
+
 def read_nbody6(path, *, sev=None, bev=None, index: int | None = None, missing: str = "raise",
                 check_time: bool = True, time=None, name=None) -> Snapshot:
     """Read an NBODY6/NBODY6++ snapshot: ``conf.3``/``OUT3`` joined by NAME with ``sev.83``.
@@ -732,20 +329,23 @@ def read_nbody6(path, *, sev=None, bev=None, index: int | None = None, missing: 
     Parameters
     ----------
     path : str or os.PathLike
-        The ``OUT3`` or ``conf.3_<time>`` file (Fortran unformatted; layouts in the module
-        docstring).
-    sev : str or os.PathLike, optional
-        The single-star HR file. When None, a sibling is looked for (``conf.3_100`` ->
-        ``sev.83_100``; ``OUT3`` -> ``fort.83``/``sev.83``); its absence is an error, since
-        luminosities and radii are required.
+        The ``OUT3`` or ``conf.3_<time>`` file (Fortran unformatted, gzip/bzip2 allowed; layouts
+        in the module docstring).
+    sev : str, os.PathLike or False, optional
+        The single-star HR file (any layout of :mod:`~pidoc_core.readers.nbody6pp_hr`). When
+        None, a sibling is looked for (``conf.3_100`` -> ``sev.83_100``; ``OUT3`` ->
+        ``fort.83``/``sev.83``) and its absence is an error. False reads the dynamics only:
+        luminosities and radii are 0 and ``meta['missing_reason']`` says so (a
+        :class:`DynamicsOnlyWarning` is issued).
     bev : str, os.PathLike or False, optional
         The binary HR file giving L and R of KS-binary components. None looks for a sibling
         (``bev.82_100``, ``fort.82``) and uses it when present; False never reads one.
     index : int, optional
         Which snapshot of a multi-snapshot ``OUT3`` file (0-based, negative from the end).
     missing : {'raise', 'drop'}
-        What to do with stars of the snapshot that have no row in the HR files: raise a
-        ReaderError listing them, or drop them (their number goes to ``meta['n_missing_hr']``).
+        Stars without a usable HR row -- no row at all, or a row holding NaN: raise a
+        ReaderError naming them (and the line), or drop them (counted in
+        ``meta['n_missing_hr']`` and ``meta['n_nan_hr_dropped']``).
     check_time : bool
         Require the HR block's time to match the snapshot's (TTOT to 1e-4, or TPHYS to 0.05 Myr).
     time : float or astropy.units.Quantity, optional
@@ -764,7 +364,8 @@ def read_nbody6(path, *, sev=None, bev=None, index: int | None = None, missing: 
     ------
     ReaderError
         For malformed, truncated or inconsistent files, a missing HR file, unmatched stars
-        (``missing='raise'``) or values the Snapshot rejects; the message names the file.
+        (``missing='raise'``), HR masses that disagree with BODY*ZMBAR, or values the Snapshot
+        rejects; the message names the file.
 
     Examples
     --------
@@ -774,126 +375,40 @@ def read_nbody6(path, *, sev=None, bev=None, index: int | None = None, missing: 
         raise ValueError(f"missing must be 'raise' or 'drop', got {missing!r}")
     path = as_path(path)
     conf = read_conf3(path, index=index)
-    _check_scales(conf, path)
-    ttot = conf.ttot
-    tphys = ttot * conf.tstar
-
-    n_single_and_components = conf.ntot - conf.npairs
-    keep = np.zeros(conf.ntot, dtype=bool)
-    keep[:n_single_and_components] = True
-    bad_mass = ~np.isfinite(conf.mass) | (conf.mass < 0)
-    if (bad_mass & keep).any():
-        row = int(np.flatnonzero(bad_mass & keep)[0])
-        raise ReaderError(
-            f"{path}: BODYS({row + 1}) (NAME {conf.name[row]}) is {float(conf.mass[row])!r}; "
-            "expected a mass >= 0"
-        )
-    massless = keep & (conf.mass == 0)
-    keep &= conf.mass > 0
-    idx = np.flatnonzero(keep)
-    star_names = conf.name[idx]
-    dup = _first_duplicate(star_names)
-    if dup is not None:
-        raise ReaderError(f"{path}: NAME {dup} appears more than once among the stars")
-
-    # HR files
-    if sev is None:
-        cands = find_sibling(path, "sev")
-        found = [c for c in cands if c.is_file()]
-        if not found:
-            raise ReaderError(
-                f"{path}: no sev.83 file found next to it (looked for "
-                f"{', '.join(c.name for c in cands)}); luminosities and radii are required: "
-                "pass sev="
-            )
-        sev_path = found[0]
+    check_scales(conf, path)
+    tphys = conf.ttot * conf.tstar
+    idx, n_massless = _star_rows(conf, path)
+    sev_path = _hr_path(path, sev)
+    bev_path = _bev_path(path, bev, sev_path)
+    blocks, n_missing, n_nan = [], 0, 0
+    if sev_path is None:
+        hr = None
     else:
-        sev_path = as_path(sev)
-    blocks = [_pick_block(read_hr_file(sev_path, kind="sev"), ttot, tphys, check_time, sev_path,
-                          "sev")]
-    bev_path = None
-    if bev is None:
-        found = [c for c in find_sibling(path, "bev") if c.is_file()]
-        bev_path = found[0] if found else None
-    elif bev is not False:
-        bev_path = as_path(bev)
-    if bev_path is not None:
-        bev_blocks = read_hr_file(bev_path, kind="bev")
-        if any(b.name.size for b in bev_blocks):
-            blocks.append(_pick_block(bev_blocks, ttot, tphys, check_time, bev_path, "bev"))
-
-    hr_name = np.concatenate([b.name for b in blocks])
-    hr_kw = np.concatenate([b.kstar for b in blocks])
-    hr_logl = np.concatenate([b.log_luminosity for b in blocks])
-    hr_logr = np.concatenate([b.log_radius for b in blocks])
-    dup = _first_duplicate(hr_name)
-    if dup is not None:
-        files = " and ".join(str(p) for p in (sev_path, bev_path) if p is not None)
-        raise ReaderError(f"{files}: NAME {dup} has more than one row at this time")
-    order = np.argsort(hr_name, kind="stable")
-    sorted_names = hr_name[order]
-    if sorted_names.size:
-        pos_in = np.clip(np.searchsorted(sorted_names, star_names), 0, sorted_names.size - 1)
-        found = sorted_names[pos_in] == star_names
+        blocks = _hr_blocks(path, sev_path, bev_path, conf.ttot, tphys, check_time)
+        idx, hr, n_missing, n_nan = _join(path, conf, idx, blocks, sev_path, bev_path, missing)
+    meta = _meta(path, conf, sev_path, bev_path, tphys, n_massless, n_missing, n_nan, blocks)
+    if hr is None:
+        warnings.warn(meta["missing_reason"], DynamicsOnlyWarning, stacklevel=2)
+        luminosity = radius = np.zeros(idx.size)
+        kstar = None
     else:
-        pos_in = np.zeros(star_names.size, dtype=np.int64)
-        found = np.zeros(star_names.size, dtype=bool)
-    n_missing = int((~found).sum())
-    if n_missing and missing == "raise":
-        listed = ", ".join(str(int(n)) for n in star_names[~found][:10])
-        where = f"{sev_path}" + (f" or {bev_path}" if bev_path is not None else "")
-        raise ReaderError(
-            f"{path}: {n_missing} of {star_names.size} stars have no row in {where} "
-            f"(NAME {listed}{' ...' if n_missing > 10 else ''}); binary components are in "
-            "bev.82 (pass bev=), or pass missing='drop'"
-        )
-    idx = idx[found]
-    hr_rows = order[pos_in[found]]
-
-    with np.errstate(over="ignore"):  # overflow -> inf, rejected by Snapshot with the column
-        luminosity = 10.0 ** hr_logl[hr_rows]
-        radius = 10.0 ** hr_logr[hr_rows]
-    meta = {
-        "source": str(path),
-        "source_format": "nbody6",
-        "layout": conf.layout,
-        "float_bytes": conf.float_bytes,
-        "sev_file": str(sev_path),
-        "bev_file": str(bev_path) if bev_path is not None else None,
-        "ttot_nbody": ttot,
-        "tphys_myr": tphys,
-        "rbar_pc": conf.rbar,
-        "zmbar_msun": conf.zmbar,
-        "tstar_myr": conf.tstar,
-        "vstar_kms": conf.vstar,
-        "rdens_pc": [float(v) * conf.rbar for v in conf.rdens],
-        "nrun": conf.nrun,
-        "model": conf.model,
-        "npairs": conf.npairs,
-        "n_centre_of_mass_dropped": conf.npairs,
-        "n_massless_dropped": int(massless.sum()),
-        "n_missing_hr": n_missing,
-    }
+        with np.errstate(over="ignore"):  # overflow -> inf, rejected by Snapshot with the column
+            luminosity = 10.0 ** hr["log_luminosity"]
+            radius = 10.0 ** hr["log_radius"]
+        kstar = hr["kstar"]
     snap_time = to_gyr(tphys, where=str(path), default_unit=u.Myr) if time is None else \
         to_gyr(time, where=str(path))
     try:
         return Snapshot(
-            x=conf.pos[idx, 0] * conf.rbar,
-            y=conf.pos[idx, 1] * conf.rbar,
-            z=conf.pos[idx, 2] * conf.rbar,
-            vx=conf.vel[idx, 0] * conf.vstar,
-            vy=conf.vel[idx, 1] * conf.vstar,
-            vz=conf.vel[idx, 2] * conf.vstar,
-            mass=conf.mass[idx] * conf.zmbar,
-            radius=radius,
-            luminosity=luminosity,
-            kstar=hr_kw[hr_rows],
-            time=snap_time,
-            name=path.name if name is None else name,
-            meta=meta,
+            x=conf.pos[idx, 0] * conf.rbar, y=conf.pos[idx, 1] * conf.rbar,
+            z=conf.pos[idx, 2] * conf.rbar, vx=conf.vel[idx, 0] * conf.vstar,
+            vy=conf.vel[idx, 1] * conf.vstar, vz=conf.vel[idx, 2] * conf.vstar,
+            mass=conf.mass[idx] * conf.zmbar, radius=radius, luminosity=luminosity, kstar=kstar,
+            time=snap_time, name=path.name if name is None else name, meta=meta,
         )
     except SnapshotError as exc:
-        raise ReaderError(f"{path} (with {sev_path}): {exc}") from exc
+        where = f"{path} (with {sev_path})" if sev_path is not None else str(path)
+        raise ReaderError(f"{where}: {exc}") from exc
 
 
 def _first_duplicate(values: np.ndarray):
@@ -902,4 +417,3 @@ def _first_duplicate(values: np.ndarray):
     s = np.sort(values)
     d = np.flatnonzero(s[1:] == s[:-1])
     return int(s[d[0]]) if d.size else None
-
