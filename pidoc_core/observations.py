@@ -1329,7 +1329,7 @@ def add_predict_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentP
     parser.add_argument("--background", choices=("none", "median", "mesh"), default="none",
                         help="background subtraction (default none)")
     parser.add_argument("--weights", default=None,
-                        help="model directory (manifest.json) or the v0.1 release directory "
+                        help="saved model directory or the v0.1 release directory "
                              "(default: the shipped model)")
     parser.add_argument("--out", required=True,
                         help="output prefix: writes PREFIX.nc, PREFIX.png, PREFIX.html")
@@ -1337,15 +1337,10 @@ def add_predict_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentP
 
 
 def _load_model(weights):
-    from .model import ModelError, PiDOC
+    from .model import ModelError, open_model
 
     try:
-        if weights is None:
-            return PiDOC.load()
-        path = Path(weights)
-        if (path / "manifest.json").is_file():
-            return PiDOC.load(path)
-        return PiDOC.from_v01(path)
+        return open_model(weights)
     except ModelError as exc:
         raise SystemExit(f"pidoc predict: {exc}") from None
 

@@ -220,9 +220,11 @@ def model_identity(model) -> dict:
     prov = dict(getattr(model, "provenance", {}) or {})
     loaded_from = prov.get("loaded_from")
     manifest = None
-    if loaded_from and (Path(loaded_from) / "manifest.json").is_file():
+    from .model import is_saved_model, manifest_path  # Keras is loaded: we hold a model
+
+    if loaded_from and is_saved_model(loaded_from):
         try:
-            manifest = json.loads((Path(loaded_from) / "manifest.json").read_text())
+            manifest = json.loads(manifest_path(loaded_from).read_text())
         except (OSError, ValueError):
             manifest = None
     if manifest is None:
@@ -1108,7 +1110,7 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
     Set ``func=run_evaluate`` on it.
     """
     parser.add_argument("--weights", required=True,
-                        help="a saved pi-DOC model directory (manifest.json) or the authors' "
+                        help="a saved pi-DOC model directory or the authors' "
                              "v0.1 release directory")
     parser.add_argument("--dataset", required=True,
                         help="directory of split stores (test.zarr, train.zarr) or one test store")
@@ -1149,12 +1151,10 @@ def _resolve_stores(dataset, train):
 
 def run_evaluate(args) -> int:
     """Run ``pidoc evaluate`` from parsed arguments (see :func:`add_evaluate_arguments`)."""
-    from .model import ModelError, PiDOC
+    from .model import ModelError, open_model
 
-    weights = Path(args.weights)
     try:
-        model = PiDOC.load(weights) if (weights / "manifest.json").is_file() else \
-            PiDOC.from_v01(weights)
+        model = open_model(args.weights)
     except ModelError as exc:
         print(f"pidoc evaluate: error: {exc}", file=sys.stderr)
         return 2

@@ -18,7 +18,14 @@ import pytest  # noqa: E402
 import xarray as xr  # noqa: E402
 from numpy.lib.stride_tricks import sliding_window_view  # noqa: E402
 
-from pidoc_core.model import DEFAULT_WEIGHTS_DIR, MANIFEST_NAME, ModelError, PiDOC  # noqa: E402
+from pidoc_core.model import (  # noqa: E402
+    DEFAULT_WEIGHTS_DIR,
+    MANIFEST_NAME,
+    ModelError,
+    PiDOC,
+    is_saved_model,
+    open_model,
+)
 
 # Keras's own save_weights trips a NumPy 2 deprecation inside TensorFlow; not ours to fix.
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
@@ -178,7 +185,8 @@ def test_predict_returns_dims_and_units(v01):
     ds2 = v01.predict(da)
     assert list(ds2["run"].values) == ["a", "b"]
     assert ds2["distance"].dims == ("sample",)  # the prediction, not the input coordinate
-    np.testing.assert_allclose(ds2["age"].values[0], ds["age"].values[0], atol=1e-5)
+    # batches of 1 and 2 maps take different oneDNN kernels: equal to ~2e-5 Gyr, not bit for bit
+    np.testing.assert_allclose(ds2["age"].values[0], ds["age"].values[0], atol=1e-4)
 
 
 def test_predict_is_thread_safe(v01):
@@ -353,6 +361,37 @@ def test_checksum_mismatch_is_refused(small_pidoc, tmp_path):
 # ---------------------------------------------------------------------------------------------
 # the mass network path of from_v01 (CED_200.h5 is not shipped: write one in Keras 2 layout)
 # ---------------------------------------------------------------------------------------------
+
+
+def test_open_model_is_the_one_loader(v01, small_pidoc, tmp_path):
+    """open_model takes a saved directory, the v0.1 release or None; one place decides which."""
+    target = small_pidoc.save(tmp_path / "saved")
+    assert is_saved_model(target) and not is_saved_model(RELEASE)
+    assert open_model(target).provenance["loaded_from"] == str(target)
+    assert open_model(RELEASE).provenance["release_dir"] == str(RELEASE)
+    if is_saved_model(DEFAULT_WEIGHTS_DIR):
+        assert open_model().provenance["loaded_from"] == str(DEFAULT_WEIGHTS_DIR)
+    with pytest.raises(ModelError, match=r"pi-DOC v0\.1 release directory .*nowhere does not exist"):
+        open_model(tmp_path / "nowhere")
+
+
+def test_no_copied_model_format_checks():
+    """The manifest's file name is written once (model/io.py); nothing else tests for it."""
+    root = Path(__file__).resolve().parent.parent
+    offenders = [
+        str(path.relative_to(root))
+        for folder in ("pidoc_core", "app")
+        for path in sorted((root / folder).rglob("*.py"))
+        if '"manifest.json"' in path.read_text() and path.name != "io.py"
+    ]
+    # training.py is being rewritten by its owner, who moves it onto model.open_model
+    assert set(offenders) <= {"pidoc_core/training.py"}, offenders
+
+
+def test_model_errors_are_pidoc_errors():
+    from pidoc_core.errors import PidocError
+
+    assert issubclass(ModelError, PidocError) and issubclass(ModelError, ValueError)
 
 
 def _write_keras2_weights(model, path):

@@ -1,0 +1,55 @@
+"""Conventions shared by the whole package: map geometry, floors and units.
+
+One home for facts that the imager, the networks' inputs, the evaluation and the observed-image
+pipeline must agree on (Chardin & Bianchini 2021, Sect. 2.2): maps of 160 x 160 pixels of 0.25"
+(a 40" x 40" field), smoothed by a Gaussian of sigma = 4 px, holding log10 of the V-band flux in
+Lsun kpc^-2 and log10 of the mass in Msun per pixel, floored before the logarithm.
+"""
+
+from __future__ import annotations
+
+import math
+
+__all__ = [
+    "N_PIXELS",
+    "PIXEL_ARCSEC",
+    "FOV_ARCSEC",
+    "MAP_SHAPE",
+    "SMOOTH_SIGMA_PX",
+    "FLUX_FLOOR",
+    "MASS_FLOOR",
+    "LOG_FLUX_FLOOR",
+    "LOG_MASS_FLOOR",
+    "UNITS",
+]
+
+#: Pixels along each side of a map.
+N_PIXELS = 160
+#: Side of one pixel, arcsec.
+PIXEL_ARCSEC = 0.25
+#: Side of the field of view, arcsec (``N_PIXELS * PIXEL_ARCSEC``).
+FOV_ARCSEC = N_PIXELS * PIXEL_ARCSEC
+#: Shape ``(y, x)`` of a map, pixels.
+MAP_SHAPE = (N_PIXELS, N_PIXELS)
+#: Sigma of the Gaussian smoothing of flux and mass maps, pixels.
+SMOOTH_SIGMA_PX = 4.0
+#: Floor of the per-pixel flux before log10, Lsun kpc^-2.
+FLUX_FLOOR = 1e-12
+#: Floor of the per-pixel mass before log10, Msun.
+MASS_FLOOR = 1e-8
+#: ``log10(FLUX_FLOOR)``: the value of an empty pixel of a flux map.
+LOG_FLUX_FLOOR = math.log10(FLUX_FLOOR)
+#: ``log10(MASS_FLOOR)``: the value of an empty pixel of a mass map.
+LOG_MASS_FLOOR = math.log10(MASS_FLOOR)
+
+#: Units of the quantities in maps, datasets and predictions (attribute strings).
+UNITS = {
+    "flux": "log10(Lsun kpc-2)",
+    "mass": "log10(Msun)",
+    "distance": "kpc",
+    "age": "Gyr",
+    "time": "Gyr",
+    "psf_fwhm": "arcsec",
+    "x": "arcsec",
+    "y": "arcsec",
+}

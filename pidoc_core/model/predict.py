@@ -1,0 +1,167 @@
+"""Prediction with a pi-DOC model: checked input maps, standardisation, XLA-compiled batches."""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+from .spec import OUTPUT_UNITS, OUTPUTS, ModelError
+
+__all__ = ["Predictor"]
+
+
+class Predictor:
+    """Mixin of :class:`~pidoc_core.model.PiDOC`: :meth:`predict`.
+
+    Uses the container's ``standardisation``, ``map_shape``, ``has_mass``, ``has_age_distance``,
+    networks, ``xla``, ``_lock`` and ``_compiled``.
+    """
+
+    def _check_flux(self, flux):
+        """-> (float32 array (n, H, W), {name: (dim, values, attrs)} coordinates to keep)."""
+        coords = {}
+        if isinstance(flux, xr.DataArray):
+            values = flux.values
+            sample_dim = flux.dims[0] if flux.ndim in (3, 4) else None
+            y_dim, x_dim = flux.dims[-2:] if flux.ndim in (2, 3) else flux.dims[-3:-1]
+            rename = {y_dim: "y", x_dim: "x"}
+            for name, c in flux.coords.items():
+                if sample_dim is not None and c.dims == (sample_dim,):
+                    if name not in OUTPUT_UNITS:  # would clash with an output variable
+                        coords[name] = ("sample", c.values, c.attrs)
+                elif self.has_mass and len(c.dims) == 1 and c.dims[0] in rename:
+                    if name not in OUTPUT_UNITS:
+                        coords[name] = (rename[c.dims[0]], c.values, c.attrs)
+        elif isinstance(flux, xr.Dataset):
+            raise ModelError("pass the flux DataArray (e.g. ds['flux']), not a Dataset")
+        else:
+            values = flux
+        try:
+            arr = np.asarray(values, dtype=np.float32)
+        except (TypeError, ValueError) as exc:
+            raise ModelError(f"flux map must be numeric, got {type(values).__name__}") from exc
+        h, w = self.map_shape
+        if arr.ndim == 4 and arr.shape[-1] == 1:
+            arr = arr[..., 0]
+        if arr.ndim == 2:
+            arr = arr[None]
+        if arr.ndim != 3 or arr.shape[1:] != (h, w) or arr.shape[0] == 0:
+            raise ModelError(
+                f"flux map must have shape ({h}, {w}) or (n, {h}, {w}) with n >= 1; got "
+                f"{np.shape(values)}"
+            )
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            samples = np.flatnonzero(bad.any(axis=(1, 2)))
+            raise ModelError(
+                f"flux map has {int(bad.sum())} NaN/inf pixel(s) in sample(s) "
+                f"{samples[:10].tolist()}{' ...' if samples.size > 10 else ''}; pi-DOC needs "
+                "finite log10 flux everywhere (use the imager's floor for empty pixels)"
+            )
+        return arr, coords
+
+    #: Smallest batch that :meth:`predict` compiles with XLA (smaller ones are not worth it).
+    XLA_MIN_BATCH = 16
+
+    def _compiled_call(self, net):
+        """``net(x, training=False)`` compiled with XLA; None when XLA is off or unavailable."""
+        if not self.xla:
+            return None
+        key = id(net)
+        if key not in self._compiled:
+            import tensorflow as tf
+
+            @tf.autograph.experimental.do_not_convert
+            def call(x):
+                return net(x, training=False)
+
+            self._compiled[key] = tf.function(call, jit_compile=True, reduce_retracing=False)
+        return self._compiled[key]
+
+    def _run(self, net, x, batch_size):
+        out = []
+        with self._lock:
+            compiled = self._compiled_call(net) if batch_size >= self.XLA_MIN_BATCH else None
+            for start in range(0, x.shape[0], batch_size):
+                chunk = x[start:start + batch_size]
+                if compiled is not None and chunk.shape[0] == batch_size:
+                    try:
+                        out.append(np.asarray(compiled(chunk)))
+                        continue
+                    except Exception as exc:  # an op without an XLA kernel on this build
+                        import warnings
+
+                        warnings.warn(f"XLA compilation failed ({type(exc).__name__}: {exc}); "
+                                      "predicting without it", RuntimeWarning, stacklevel=3)
+                        self.xla = False
+                        compiled = None
+                out.append(np.asarray(net.predict_on_batch(chunk)))
+        return np.concatenate(out, axis=0)
+
+    def predict(self, flux, *, batch_size: int = 32) -> xr.Dataset:
+        """Predict mass map, distance and age from log10 flux maps.
+
+        Parameters
+        ----------
+        flux : numpy.ndarray or xarray.DataArray
+            One map ``(H, W)`` or a batch ``(n, H, W)`` (a trailing channel of 1 is accepted) of
+            log10(F / (Lsun kpc^-2)), not standardised, finite everywhere; ``(H, W)`` is
+            :attr:`map_shape` (160 x 160 for the published networks). A DataArray's coordinates
+            along its first (sample) dimension are kept on ``sample``, except ones named like an
+            output (``mass``, ``age``, ``distance``).
+        batch_size : int
+            Maps per network call.
+
+        Returns
+        -------
+        xarray.Dataset
+            ``mass`` (log10 Msun per pixel, dims ``sample, y, x``; only with a mass network),
+            ``distance`` (kpc) and ``age`` (Gyr) (dims ``sample``; only with an age/distance
+            network). A single map gives ``sample`` of length 1.
+
+        Raises
+        ------
+        ModelError
+            Wrong shape, non-numeric or non-finite input.
+
+        Notes
+        -----
+        Thread-safe: network calls are serialised by a lock. Runs in inference mode: full batches
+        of ``batch_size >= XLA_MIN_BATCH`` maps through an XLA-compiled call (see :attr:`xla`),
+        the rest through ``predict_on_batch``; never ``Model.predict``.
+
+        Examples
+        --------
+        >>> ds = PiDOC.from_v01("weights/pidoc-v0.1").predict(np.full((160, 160), -5.4))
+        ... # doctest: +SKIP
+        >>> ds.age.attrs["units"]  # doctest: +SKIP
+        'Gyr'
+        """
+        arr, coords = self._check_flux(flux)
+        s = self.standardisation
+        x = ((arr - s["flux_mean"]) / s["flux_std"]).astype(np.float32)[..., None]
+        batch_size = max(1, int(batch_size))
+        data_vars = {}
+        if self.has_mass:
+            m = self._run(self.mass_network, x, batch_size)[..., 0].astype(np.float64)
+            data_vars["mass"] = (
+                ("sample", "y", "x"),
+                (m * s["mass_std"] + s["mass_mean"]).astype(np.float32),
+                {"units": OUTPUT_UNITS["mass"], "long_name": "log10 of the mass per pixel"},
+            )
+        if self.has_age_distance:
+            out = self._run(self.age_distance_network, x, batch_size).astype(np.float64)
+            out = out * np.asarray(s["distance_age_std"]) + np.asarray(s["distance_age_mean"])
+            for i, key in enumerate(OUTPUTS):
+                data_vars[key] = (
+                    ("sample",),
+                    out[:, i],
+                    {"units": OUTPUT_UNITS[key], "long_name": f"predicted {key}"},
+                )
+        attrs = {"model": self.provenance.get("source", "pi-DOC")}
+        if "loaded_from" in self.provenance:
+            attrs["model_path"] = self.provenance["loaded_from"]
+        ds = xr.Dataset(data_vars, attrs=attrs)
+        for name, (dim, values, cattrs) in coords.items():
+            ds = ds.assign_coords({name: (dim, values, cattrs)})
+        return ds
