@@ -83,28 +83,27 @@ def _cmd_evolve(args) -> int:
     return 0
 
 
-#: Presets of ``pidoc dataset build``: sizes and the time grid of the embedded runs (None: every
-#: 0.1 Gyr from 0 to 14 Gyr, 141 snapshots per run; "small": every 1 Gyr from 1 to 14).
-DATASET_PRESETS = {
-    "paper": dict(train=20_000, val=2_000, test=8_172, times=None),
-    "small": dict(train=512, val=64, test=128, times=[float(t) for t in range(1, 15)]),
-}
+#: Presets of ``pidoc dataset build`` (their one home is :data:`pidoc_core.dataset.DATASET_PRESETS`;
+#: named here without importing the dataset module, so ``pidoc --help`` stays fast).
+DATASET_PRESET_NAMES = ("paper", "small")
 
 
 def _cmd_dataset_build(args) -> int:
     from . import dataset
     from .evolution import paper_runs
 
-    preset = DATASET_PRESETS[args.preset]
-    sizes = {k: getattr(args, k) if getattr(args, k) is not None else preset[k]
-             for k in ("train", "val", "test")}
-    runs = paper_runs(n_stars=args.n_stars, seed=args.runs_seed, progress=True)
-    plans = dataset.paper_splits(runs, n_train=sizes["train"], n_val=sizes["val"],
-                                 n_test=sizes["test"], seed=args.seed, times=preset["times"])
+    # thousands of snapshot times: each is made once for all of its maps, not kept on disk
+    runs = paper_runs(n_stars=args.n_stars, seed=args.runs_seed, progress=True,
+                      cache_snapshots=False)
+    plans = dataset.preset_splits(args.preset, runs, seed=args.seed, n_train=args.train,
+                                  n_val=args.val, n_test=args.test)
+    if args.splits:
+        plans = {k: v for k, v in plans.items() if k in args.splits}
     scheduler = args.scheduler
     for name, plan in plans.items():
-        print(f"{name}: {len(plan)} samples from {plan.n_combinations} (run, time, distance, psf) "
-              f"combinations -> {Path(args.out) / (name + '.zarr')}")
+        print(f"{name}: {len(plan)} samples of {len(plan.snapshots())} snapshots, "
+              f"{plan.n_combinations} (run, time, distance, psf) combinations (repeat factor "
+              f"{plan.repeat_factor:.2f}) -> {Path(args.out) / (name + '.zarr')}")
     paths = dataset.build_splits(plans, runs, args.out, chunk_size=args.chunk_size,
                                  scheduler=scheduler, workers=args.workers, progress=True)
     for name, path in paths.items():
@@ -126,6 +125,9 @@ def _cmd_dataset_info(args) -> int:
           f"{info['size_bytes'] / 2**20:.1f} MiB")
     print(f"  {state}: {info['chunks_done']}/{info['chunks_total']} chunks of "
           f"{info['chunk_size']} samples")
+    print(f"  {info['n_snapshots']} distinct (run, time) snapshots, "
+          f"{info['maps_per_snapshot']:.2f} maps per snapshot, repeat factor "
+          f"{info['repeat_factor']:.2f} samples per (run, time, distance, psf) combination")
     print(f"  seed {info['seed']}, code {info['code_version']}, plan {info['plan_sha256'][:16]}")
     for run, n in info["runs"].items():
         print(f"  run {run!r}: {n} samples")
@@ -193,14 +195,16 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     dsub = p.add_subparsers(dest="dataset_command", required=True)
     b = dsub.add_parser("build", help="build the paper's train/val/test sets from the embedded "
                                       "runs (resumable)")
-    b.add_argument("--preset", choices=sorted(DATASET_PRESETS), default="small",
-                   help="paper: 20,000/2,000/8,172 samples on 141 times per run; small: "
-                        "512/64/128 on 14 times")
+    b.add_argument("--preset", choices=DATASET_PRESET_NAMES, default="small",
+                   help="paper: 20,000/2,000/8,172 samples from 1,401 times per training run "
+                        "and 2,043 for the test run, no repeats; small: 512/64/128 on 14 times")
     b.add_argument("--out", required=True, help="output directory (train.zarr, val.zarr, "
                                                 "test.zarr)")
     b.add_argument("--train", type=int, default=None, help="training samples (overrides preset)")
     b.add_argument("--val", type=int, default=None, help="validation samples")
     b.add_argument("--test", type=int, default=None, help="test samples")
+    b.add_argument("--splits", nargs="+", choices=("train", "val", "test"), default=None,
+                   help="build only these splits (default all three)")
     b.add_argument("--scheduler", default="threads",
                    help="threads, processes, synchronous or a dask.distributed scheduler "
                         "address (tcp://host:8786)")

@@ -66,14 +66,15 @@ scheduler address such as ``"tcp://10.0.0.5:8786"``, or a ``distributed.Client``
 remote cluster need ``pidoc_core``, the sources' data (e.g. the evolution cache) and the store path
 on a shared file system.
 
-Repeated conditions
--------------------
-The embedded runs have a finite grid of times (0-14 Gyr every 0.1 Gyr: 141 per run), while the
-paper drew from thousands of N-body snapshots. When more samples are asked than there are
-(run, time, distance, PSF) combinations, every combination is used ``n // N`` times and a seeded
-random subset of ``n % N`` combinations once more; repeats differ by their random shift, rotation
-(and line of sight, if several are allowed). Pass a finer ``times=`` grid instead to avoid repeats
-(every new time of an evolution run costs a new snapshot, 2-14 s once, then cached on disk).
+Snapshot times and repeated conditions
+--------------------------------------
+An embedded run makes a snapshot at any time (:meth:`~pidoc_core.evolution.ClusterEvolution.
+dense_times`); the ``paper`` preset (:func:`preset_splits`) uses 1,401 times per training run and
+2,043 for the test run, so its 30,172 maps repeat no (run, time, distance, PSF) combination, and
+validation holds out whole times of the training runs (no snapshot in both). When more samples
+are asked than there are combinations (a coarse ``times=`` grid), every combination is used
+``n // N`` times and a seeded random subset of ``n % N`` once more; repeats differ by their
+random shift, rotation (and line of sight, if several are allowed).
 """
 
 from __future__ import annotations
@@ -109,6 +110,8 @@ __all__ = [
     "PAPER_TEST_PSFS_ARCSEC",
     "plan_samples",
     "paper_splits",
+    "preset_splits",
+    "DATASET_PRESETS",
     "write_dataset",
     "build_dataset",
     "build_splits",
@@ -328,6 +331,15 @@ class SamplePlan:
         return set(zip(self.run.tolist(), self.time.tolist(), self.distance.tolist(),
                        self.psf_fwhm.tolist()))
 
+    def snapshots(self) -> set[tuple]:
+        """The distinct (run, time) snapshots the plan observes."""
+        return set(zip(self.run.tolist(), self.time.tolist()))
+
+    @property
+    def repeat_factor(self) -> float:
+        """Samples per distinct (run, time, distance, psf) combination (1: no repeats)."""
+        return len(self) / max(self.n_combinations, 1)
+
     def columns(self) -> dict[str, np.ndarray]:
         """Per-sample coordinates, name -> array."""
         return {name: getattr(self, name) for name in _COORDS}
@@ -421,7 +433,9 @@ def _times_by_run(sources, times) -> dict[str, tuple[float, ...]]:
                 lo, hi = float(av.min()), float(av.max())
                 outside = [t for t in ts if t < lo - 1e-9 or t > hi + 1e-9]
                 if outside:
-                    raise DatasetError(f"times {outside} of run {name!r} are outside its "
+                    shown = ", ".join(f"{t:g}" for t in outside[:5])
+                    more = f" and {len(outside) - 5} more" if len(outside) > 5 else ""
+                    raise DatasetError(f"times [{shown}]{more} of run {name!r} are outside its "
                                        f"snapshots' range {lo:g}..{hi:g} Gyr")
             if isinstance(src, SnapshotDirectory):
                 missing = sorted(set(ts) - set(av.tolist()))
@@ -454,10 +468,16 @@ def _grid_combos(times_by_run, distances, psfs) -> list[tuple]:
             for p in psfs]
 
 
+_ORDERS = ("random", "snapshot")
+
+
 def _plan_from(chosen: list[tuple], *, seed, split, grid, shift_max, rotations, lines_of_sight,
-               order_rng) -> SamplePlan:
-    """A SamplePlan of ``chosen`` combinations in seeded random store order."""
+               order_rng, order="random") -> SamplePlan:
+    """A SamplePlan of ``chosen`` combinations in seeded random store order, or grouped by
+    snapshot (run, time) with a random order inside each group when ``order='snapshot'``."""
     perm = order_rng.permutation(len(chosen))
+    if order == "snapshot":
+        perm = np.array(sorted(perm, key=lambda i: (chosen[i][0], chosen[i][1])), dtype=np.int64)
     ordered = [chosen[i] for i in perm]
     n = len(ordered)
     sx, sy, rot = np.empty(n), np.empty(n), np.empty(n)
@@ -575,14 +595,17 @@ def plan_samples(sources, *, distances_kpc, psf_fwhms_arcsec, n_samples=None, ti
 def paper_splits(sources=None, *, n_train=20_000, n_val=2_000, n_test=8_172, seed=2021,
                  times=None, train_runs=PAPER_TRAIN_RUNS, test_run=PAPER_TEST_RUN,
                  shift_max_arcsec=5.0, rotations_deg=(0, 90, 180, 270),
-                 lines_of_sight=("z",)) -> dict[str, SamplePlan]:
+                 lines_of_sight=("z",), order="random") -> dict[str, SamplePlan]:
     """The paper's train / validation / test protocol (Chardin & Bianchini 2021, Table 1).
 
     - **train** and **val**: runs ``train_runs`` (MW15-R1.6 and MW15-R4 analogues) at 10, 25,
-      50, 75, 100 kpc and PSF FWHM 0.5 and 1.5", the same number of samples from each run. A
-      sample's combination (run, time, distance, psf) is in train or in val, never both: each
-      run's combinations are shuffled and split between the two before drawing (when the grid is
-      smaller than the sizes asked, in proportion to them, and each part is drawn with repeats).
+      50, 75, 100 kpc and PSF FWHM 0.5 and 1.5", the same number of samples from each run.
+      Validation holds out *whole snapshot times* of each training run: no (run, time) snapshot
+      is in both splits, so validation never sees a star configuration the network trained on
+      (the mass map has no PSF: a snapshot observed at another seeing is the same target). Each
+      run's times are shuffled and the first ``ceil(per-run val / (distances x PSFs))`` go to
+      validation when the grid is large enough for both splits without repeats, else a share in
+      proportion to the sizes asked (each part then drawn with repeats).
     - **test**: run ``test_run`` (the MW15 analogue, rh0 = 3.2 pc) at 15, 30, 60, 80 kpc and PSF
       1.0"; ``n_test=None`` takes every (time, distance) once.
 
@@ -606,6 +629,9 @@ def paper_splits(sources=None, *, n_train=20_000, n_val=2_000, n_test=8_172, see
         Run of the test set.
     shift_max_arcsec, rotations_deg, lines_of_sight
         As :func:`plan_samples` (the paper: 5", 0/90/180/270 degrees, one line of sight).
+    order : {'random', 'snapshot'}
+        Store order: seeded random, or grouped by snapshot (random inside a group) so that a
+        build makes each snapshot once for all of its maps (training shuffles in memory).
 
     Returns
     -------
@@ -624,7 +650,7 @@ def paper_splits(sources=None, *, n_train=20_000, n_val=2_000, n_test=8_172, see
     >>> plans = paper_splits(runs, n_train=100, n_val=20, n_test=None, seed=1)
     >>> len(plans["train"]), len(plans["val"]), len(plans["test"])
     (100, 20, 56)
-    >>> plans["train"].combinations() & plans["val"].combinations()
+    >>> plans["train"].snapshots() & plans["val"].snapshots()
     set()
     """
     seed = _check_seed(seed)
@@ -644,6 +670,8 @@ def paper_splits(sources=None, *, n_train=20_000, n_val=2_000, n_test=8_172, see
         raise DatasetError("paper_splits: train_runs is empty")
     if test_run in train_runs:
         raise DatasetError(f"paper_splits: the test run {test_run!r} is also a training run")
+    if order not in _ORDERS:
+        raise DatasetError(f"paper_splits: order must be one of {list(_ORDERS)}, got {order!r}")
     n_train = _check_n("n_train", n_train, allow_none=False)
     n_val = _check_n("n_val", n_val, allow_none=False)
     n_test = _check_n("n_test", n_test)
@@ -663,32 +691,22 @@ def paper_splits(sources=None, *, n_train=20_000, n_val=2_000, n_test=8_172, see
 
     per_run_train, per_run_val = n_train // k, n_val // k
     chosen = {"train": [], "val": []}
+    held_out = {}
     for r in train_runs:
-        combos = _grid_combos({r: tbr[r]}, PAPER_TRAIN_DISTANCES_KPC, PAPER_TRAIN_PSFS_ARCSEC)
-        n = len(combos)
-        rng = np.random.default_rng([seed, _STREAM_SPLIT, wanted.index(r)])
-        perm = rng.permutation(n)
-        if per_run_train + per_run_val <= n:
-            n_val_pool = per_run_val
-            n_train_pool = n - per_run_val
-        else:
-            n_val_pool = int(round(n * per_run_val / (per_run_train + per_run_val)))
-            n_val_pool = min(max(n_val_pool, 1), n - 1)
-            n_train_pool = n - n_val_pool
-        if n < 2:
-            raise DatasetError(f"run {r!r} has {n} (time, distance, psf) combination(s); at "
-                               "least 2 are needed to keep train and val disjoint")
-        val_pool = [combos[i] for i in np.sort(perm[:n_val_pool])]
-        train_pool = [combos[i] for i in np.sort(perm[n_val_pool:])]
-        assert len(train_pool) == n_train_pool
-        for split, pool, m in (("train", train_pool, per_run_train),
-                               ("val", val_pool, per_run_val)):
-            idx = _balanced_draw(len(pool), m, rng, allow_repeats=True, what=f"{split} {r!r}")
-            chosen[split].extend(pool[i] for i in idx)
+        pools, rng = _time_held_out_pools(r, tbr[r], per_run_train, per_run_val, seed=seed,
+                                          stream=wanted.index(r))
+        held_out[r] = sorted({c[1] for c in pools["val"]})
+        for split in ("train", "val"):
+            m = per_run_train if split == "train" else per_run_val
+            idx = _balanced_draw(len(pools[split]), m, rng, allow_repeats=True,
+                                 what=f"{split} {r!r}")
+            chosen[split].extend(pools[split][i] for i in idx)
     plans = {}
     for split in ("train", "val"):
         grid = dict(protocol="Chardin & Bianchini (2021) Table 1", runs=list(train_runs),
-                    times_gyr={r: list(tbr[r]) for r in train_runs},
+                    times_gyr={r: [t for t in tbr[r] if (t in held_out[r]) == (split == "val")]
+                               for r in train_runs},
+                    validation="whole snapshot times held out",
                     distances_kpc=list(PAPER_TRAIN_DISTANCES_KPC),
                     psf_fwhms_arcsec=list(PAPER_TRAIN_PSFS_ARCSEC),
                     n_samples=len(chosen[split]), per_run=n_train // k if split == "train"
@@ -696,7 +714,7 @@ def paper_splits(sources=None, *, n_train=20_000, n_val=2_000, n_test=8_172, see
         rng = np.random.default_rng([seed, _STREAM_PLAN, _SPLIT_CODES[split]])
         plans[split] = _plan_from(chosen[split], seed=seed, split=split, grid=grid,
                                   shift_max=shift_max, rotations=rotations, lines_of_sight=los,
-                                  order_rng=rng)
+                                  order_rng=rng, order=order)
     combos = _grid_combos({test_run: tbr[test_run]}, PAPER_TEST_DISTANCES_KPC,
                           PAPER_TEST_PSFS_ARCSEC)
     rng = np.random.default_rng([seed, _STREAM_PLAN, _SPLIT_CODES["test"]])
@@ -707,8 +725,84 @@ def paper_splits(sources=None, *, n_train=20_000, n_val=2_000, n_test=8_172, see
                 psf_fwhms_arcsec=list(PAPER_TEST_PSFS_ARCSEC), n_samples=len(idx), **geometry)
     plans["test"] = _plan_from([combos[i] for i in idx], seed=seed, split="test", grid=grid,
                                shift_max=shift_max, rotations=rotations, lines_of_sight=los,
-                               order_rng=rng)
+                               order_rng=rng, order=order)
     return plans
+
+
+def _time_held_out_pools(run, times, per_run_train, per_run_val, *, seed, stream):
+    """The (run, time, distance, psf) combinations of one training run, split by whole times
+    into a training and a validation pool; also returns the generator for the draws."""
+    times = np.asarray(times, float)
+    n_t = times.size
+    if n_t < 2:
+        raise DatasetError(f"run {run!r} has {n_t} snapshot time(s); at least 2 are needed to "
+                           "hold whole times out for validation")
+    per_time = len(PAPER_TRAIN_DISTANCES_KPC) * len(PAPER_TRAIN_PSFS_ARCSEC)
+    rng = np.random.default_rng([seed, _STREAM_SPLIT, stream])
+    perm = rng.permutation(n_t)
+    n_val_t = math.ceil(per_run_val / per_time)
+    if n_val_t + math.ceil(per_run_train / per_time) > n_t:
+        n_val_t = int(round(n_t * per_run_val / (per_run_train + per_run_val)))
+    n_val_t = min(max(n_val_t, 1), n_t - 1)
+    val_times = tuple(np.sort(times[perm[:n_val_t]]).tolist())
+    train_times = tuple(np.sort(times[perm[n_val_t:]]).tolist())
+    pools = {split: _grid_combos({run: ts}, PAPER_TRAIN_DISTANCES_KPC, PAPER_TRAIN_PSFS_ARCSEC)
+             for split, ts in (("train", train_times), ("val", val_times))}
+    return pools, rng
+
+
+#: Presets of ``pidoc dataset build``. ``paper``: the paper's sizes (Table 1) from
+#: :data:`~pidoc_core.evolution.DENSE_SNAPSHOTS` times per training run and 2,043 for the test
+#: run (the paper's 8,172 test maps are its 2,043 MW15 snapshots at 4 distances), stored grouped
+#: by snapshot so that each is made once. ``small``: a quick set every 1 Gyr from 1 to 14 Gyr.
+DATASET_PRESETS = {
+    "paper": dict(n_train=20_000, n_val=2_000, n_test=8_172,
+                  snapshots={"train": "dense", "test": 2043}, order="snapshot"),
+    "small": dict(n_train=512, n_val=64, n_test=128,
+                  times=[float(t) for t in range(1, 15)], order="random"),
+}
+
+
+def preset_splits(preset: str, sources, *, seed: int, n_train=None, n_val=None, n_test=None,
+                  train_runs=PAPER_TRAIN_RUNS, test_run=PAPER_TEST_RUN) -> dict[str, SamplePlan]:
+    """The sample plans of a :data:`DATASET_PRESETS` entry over ``sources``.
+
+    Parameters
+    ----------
+    preset : {'paper', 'small'}
+        Preset name.
+    sources : mapping
+        Run name -> source; the ``paper`` preset needs sources with ``dense_times(n)`` (the
+        embedded :class:`~pidoc_core.evolution.ClusterEvolution` runs).
+    seed : int, keyword-only
+        Seed of the plans.
+    n_train, n_val, n_test : int, optional
+        Sizes overriding the preset's.
+
+    Returns
+    -------
+    dict
+        As :func:`paper_splits`.
+    """
+    if preset not in DATASET_PRESETS:
+        raise DatasetError(f"preset must be one of {sorted(DATASET_PRESETS)}, got {preset!r}")
+    spec = DATASET_PRESETS[preset]
+    times = spec.get("times")
+    if "snapshots" in spec:
+        times = {}
+        for role, runs in (("train", train_runs), ("test", (test_run,))):
+            n = spec["snapshots"][role]
+            for r in runs:
+                src = sources.get(r)
+                if not hasattr(src, "dense_times"):
+                    raise DatasetError(f"preset {preset!r}: source {r!r} "
+                                       f"({type(src).__name__}) has no dense_times(); pass "
+                                       "times= to paper_splits instead")
+                times[r] = src.dense_times() if n == "dense" else src.dense_times(n)
+    sizes = {k: spec[k] if v is None else v
+             for k, v in (("n_train", n_train), ("n_val", n_val), ("n_test", n_test))}
+    return paper_splits(sources, **sizes, seed=seed, times=times, train_runs=train_runs,
+                        test_run=test_run, order=spec["order"])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1594,4 +1688,7 @@ def dataset_info(path) -> dict:
     combos = set(zip(_strs(ds["run"].values).tolist(), ds["time"].values.tolist(),
                      ds["distance"].values.tolist(), ds["psf_fwhm"].values.tolist()))
     info["n_combinations"] = len(combos)
+    info["n_snapshots"] = len({c[:2] for c in combos})
+    info["repeat_factor"] = info["n_samples"] / max(len(combos), 1)
+    info["maps_per_snapshot"] = info["n_samples"] / max(info["n_snapshots"], 1)
     return info

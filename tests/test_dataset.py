@@ -132,10 +132,77 @@ def test_paper_sizes_reuse_combinations_but_keep_val_disjoint():
     train, val, test = plans["train"], plans["val"], plans["test"]
     assert (len(train), len(val), len(test)) == (20_000, 2_000, 8_172)
     assert train.combinations().isdisjoint(val.combinations())
-    # 140 combinations per run, split ~ 10:1 between train and val
+    assert train.snapshots().isdisjoint(val.snapshots())
+    # 14 times x 10 conditions per run, whole times split ~ 10:1 between train and val
     assert train.n_combinations + val.n_combinations == 2 * 140
-    assert 2 * 10 <= val.n_combinations <= 2 * 15
+    assert val.n_combinations == 2 * 10 and len(val.snapshots()) == 2
     assert test.n_combinations == 14 * 4
+
+
+class DenseRun(PlummerRun):
+    """A PlummerRun offering ``dense_times(n)`` like the embedded evolution runs."""
+
+    def __init__(self, name, scale_pc):
+        super().__init__(name, scale_pc, times=self.dense_times())
+
+    def dense_times(self, n=1401):
+        return np.round(np.linspace(0.0, 14.0, n), 6)
+
+
+def test_paper_preset_uses_dense_times_without_repeats_and_holds_out_whole_snapshots():
+    sources = {name: DenseRun(name, 1.0) for name in (*D.PAPER_TRAIN_RUNS, D.PAPER_TEST_RUN)}
+    plans = D.preset_splits("paper", sources, seed=2021)
+    train, val, test = plans["train"], plans["val"], plans["test"]
+    assert (len(train), len(val), len(test)) == (20_000, 2_000, 8_172)
+    # >= 1,000 snapshot times per training run; the test run has 2,043 (8,172 = 2,043 x 4)
+    for plan in (train, val):
+        for run in D.PAPER_TRAIN_RUNS:
+            assert len(plan.grid["times_gyr"][run]) >= 100
+    assert sum(len(v) for v in train.grid["times_gyr"].values()) + sum(
+        len(v) for v in val.grid["times_gyr"].values()) == 2 * 1401
+    assert len(test.snapshots()) == 2043
+    # no repeated (run, time, distance, psf) combination anywhere
+    assert train.repeat_factor == val.repeat_factor == test.repeat_factor == 1.0
+    # validation holds out whole snapshots: no (run, time) in both, and none shared with test
+    assert train.snapshots().isdisjoint(val.snapshots())
+    assert not (train.snapshots() | val.snapshots()) & test.snapshots()
+    # every held-out time is used at all 10 (distance, psf) conditions of Table 1
+    assert len(val) == 10 * len(val.snapshots())
+    # stored grouped by snapshot: each (run, time) is one contiguous block of samples
+    keys = list(zip(train.run.tolist(), train.time.tolist()))
+    blocks = [k for i, k in enumerate(keys) if i == 0 or k != keys[i - 1]]
+    assert len(blocks) == len(set(keys))
+
+
+def test_built_splits_share_no_snapshot(tmp_path):
+    runs = {name: PlummerRun(name, 1.0 + i, n_stars=300, times=np.arange(1.0, 9.0))
+            for i, name in enumerate((*D.PAPER_TRAIN_RUNS, D.PAPER_TEST_RUN))}
+    plans = D.paper_splits(runs, n_train=40, n_val=20, n_test=8, seed=3, order="snapshot")
+    paths = D.build_splits(plans, runs, tmp_path, chunk_size=8, progress=False)
+    stored = {}
+    for split, path in paths.items():
+        ds = D.open_dataset(path)
+        stored[split] = set(zip(ds.run.values.tolist(), ds.time.values.tolist()))
+        info = D.dataset_info(path)
+        assert info["n_snapshots"] == len(stored[split])
+        assert info["repeat_factor"] == pytest.approx(len(plans[split]) /
+                                                     plans[split].n_combinations)
+    assert stored["train"].isdisjoint(stored["val"])
+    assert len(stored["val"]) >= 2 and len(stored["train"]) >= 4
+
+
+def test_paper_splits_refuses_a_run_with_a_single_time():
+    runs = {name: [12.0] for name in (*D.PAPER_TRAIN_RUNS, D.PAPER_TEST_RUN)}
+    with pytest.raises(DatasetError, match="has 1 snapshot time.*at least 2 are needed to hold "
+                                           "whole times out"):
+        D.paper_splits(runs, n_train=20, n_val=2, n_test=4, seed=0)
+
+
+def test_preset_needs_dense_times():
+    runs = {name: PlummerRun(name, 1.0) for name in (*D.PAPER_TRAIN_RUNS, D.PAPER_TEST_RUN)}
+    with pytest.raises(DatasetError, match=r"preset 'paper': source 'MW15-R1.6 analogue' "
+                                           r"\(PlummerRun\) has no dense_times\(\)"):
+        D.preset_splits("paper", runs, seed=0)
 
 
 # ------------------------------------------------------------------------------ the store
@@ -414,3 +481,6 @@ def test_cli_dataset_info(built, capsys):
     assert main(["dataset", "info", str(path)]) == 0
     out = capsys.readouterr().out
     assert "24 samples" in out and "complete" in out and "distance" in out
+    info = D.dataset_info(path)
+    assert f"{info['n_snapshots']} distinct (run, time) snapshots" in out
+    assert f"repeat factor {info['repeat_factor']:.2f}" in out

@@ -18,10 +18,14 @@ from .massfunction import RetentionTable, build_retention
 from .phasespace import NodeModel, component_index, sample_stars, solve_node
 from .stellar import AGES_GYR, StellarTable
 
-__all__ = ["ClusterEvolution", "paper_runs", "export_snapshots", "PAPER_RUNS"]
+__all__ = ["ClusterEvolution", "paper_runs", "export_snapshots", "PAPER_RUNS",
+           "DENSE_SNAPSHOTS"]
 
 #: The paper's runs (Chardin & Bianchini 2021, Table 1): name -> initial half-mass radius, pc.
 PAPER_RUNS = {"MW15-R1.6": 1.6, "MW15": 3.2, "MW15-R4": 4.0}
+#: Snapshot times per run of :meth:`ClusterEvolution.dense_times` by default: every 0.01 Gyr over
+#: 0-14 Gyr. The paper's N-body runs wrote 1,462-5,781 snapshots each.
+DENSE_SNAPSHOTS = 1401
 _STREAM_IMF, _STREAM_SNAP = 1, 2
 _NCOMP = 11
 
@@ -71,6 +75,11 @@ class ClusterEvolution:
         Keep cbhbd's retained black holes (their heating inflates rh). Default False: natal
         kicks remove (nearly) all BHs, as in the NBODY6 runs the paper uses (see
         :mod:`pidoc_core.evolution.dynamics`).
+    cache_snapshots : bool, optional
+        Keep every new snapshot on disk (~1-2 MB each at N = 50,000) so that it loads in a few
+        ms next time (the dashboard). A dataset build over thousands of times passes False: it
+        uses each snapshot for all of its maps at once, and the set-up stays cached either way
+        (snapshots already on disk are still read).
 
     Examples
     --------
@@ -80,7 +89,7 @@ class ClusterEvolution:
 
     def __init__(self, rh0_pc, n_stars=50_000, galactocentric_kpc=15.0, metallicity=0.001, *,
                  seed=2021, name=None, cache_dir=None, progress=True, sse_grid_masses=None,
-                 retain_bhs=False):
+                 retain_bhs=False, cache_snapshots=True):
         self.rh0_pc = _positive("rh0_pc", rh0_pc)
         self.n_stars = _positive("n_stars", n_stars, integer=True)
         if self.n_stars < 500:
@@ -102,6 +111,7 @@ class ClusterEvolution:
             if self.n_mass < 200:
                 raise ValueError(f"sse_grid_masses must be >= 200, got {sse_grid_masses!r}")
         self.retain_bhs = bool(retain_bhs)
+        self.cache_snapshots = bool(cache_snapshots)
         self._params = dict(rh0_pc=self.rh0_pc, n_stars=self.n_stars, seed=self.seed,
                             galactocentric_kpc=self.galactocentric_kpc,
                             metallicity=self.metallicity, n_mass=self.n_mass,
@@ -121,6 +131,24 @@ class ClusterEvolution:
         """Default snapshot times, Gyr (0-14 in steps of 0.1, the SSE table ages)."""
         t_end = 14.0 if self._state is None else float(self._state["h_t"][-1])
         return AGES_GYR[AGES_GYR <= t_end + 1e-9].copy()
+
+    def dense_times(self, n: int = DENSE_SNAPSHOTS) -> np.ndarray:
+        """``n`` evenly spaced snapshot times over the whole run, Gyr (rounded to 1e-6 Gyr).
+
+        Between the SSE table's 0.1 Gyr ages every star is interpolated in age within its
+        evolutionary phase, and stars that change phase are evolved exactly, so any time is a
+        valid snapshot; each time is a new, deterministic draw (seeded by the time).
+
+        Examples
+        --------
+        >>> ClusterEvolution(3.2).dense_times(1401)[:3]         # doctest: +SKIP
+        array([0.  , 0.01, 0.02])
+        """
+        n = _positive("n", n, integer=True)
+        if n < 2:
+            raise ValueError(f"n must be >= 2, got {n!r}")
+        t_end = 14.0 if self._state is None else float(self._state["h_t"][-1])
+        return np.round(np.linspace(0.0, t_end, n), 6)
 
     def _initial(self):
         rng = np.random.default_rng([self.seed, _STREAM_IMF])
@@ -298,7 +326,8 @@ class ClusterEvolution:
         data = load_npz(path)
         if data is None:
             data = self._generate(t)
-            save_npz(path, **data)
+            if self.cache_snapshots:
+                save_npz(path, **data)
         gs = self.global_state(t)
         meta = dict(source="pidoc_core.evolution (embedded surrogate, not N-body)",
                     code_version=CODE_VERSION, seed=self.seed, rh0_pc=self.rh0_pc,
@@ -335,7 +364,8 @@ class ClusterEvolution:
                     n_exact=np.array(stars["n_exact"]))
 
 
-def paper_runs(*, n_stars=50_000, seed=2021, cache_dir=None, progress=True):
+def paper_runs(*, n_stars=50_000, seed=2021, cache_dir=None, progress=True,
+               cache_snapshots=True):
     """Analogues of the paper's three NBODY6tt runs (Chardin & Bianchini 2021, Sect. 2.1).
 
     Parameters
@@ -348,6 +378,8 @@ def paper_runs(*, n_stars=50_000, seed=2021, cache_dir=None, progress=True):
         Cache directory.
     progress : bool, keyword-only
         Show set-up progress bars.
+    cache_snapshots : bool, keyword-only
+        Keep new snapshots on disk (see :class:`ClusterEvolution`).
 
     Returns
     -------
@@ -358,7 +390,8 @@ def paper_runs(*, n_stars=50_000, seed=2021, cache_dir=None, progress=True):
     return {f"{name} analogue": ClusterEvolution(rh0, n_stars=n_stars, galactocentric_kpc=15.0,
                                                  metallicity=0.001, seed=seed + i,
                                                  name=f"{name} analogue", cache_dir=cache_dir,
-                                                 progress=progress)
+                                                 progress=progress,
+                                                 cache_snapshots=cache_snapshots)
             for i, (name, rh0) in enumerate(PAPER_RUNS.items())}
 
 
