@@ -26,12 +26,14 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import re
 import sys
 from pathlib import Path
 
 from ._atomic import atomic_path
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "add_reader_arguments", "reader_options", "cli_message",
+           "READER_FLAGS"]
 
 # TensorFlow's start-up chatter is not for a command line user (errors still show).
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -43,12 +45,138 @@ def _atomic_netcdf(dataset, path: Path) -> None:
         dataset.to_netcdf(tmp)
 
 
+#: Reader keyword -> (CLI flag, argparse dest) for every reader option the CLI offers.
+READER_FLAGS = {
+    "sev": "--sev", "bev": "--bev", "index": "--index", "missing": "--missing",
+    "check_time": "--no-check-time", "partial": "--partial", "nbody_mass": "--nbody-mass",
+    "nbody_length": "--nbody-length", "unit_system": "--unit-system", "hdu": "--hdu",
+    "dataset": "--dataset", "interrupt_mode": "--interrupt-mode", "use_mpfrc": "--use-mpfrc",
+    "columns": "--column", "units": "--unit", "time": "--time", "zero_point": "--zero-point",
+}
+#: Whole phrases of library messages and the CLI words that replace them.
+_PHRASES = (
+    ("sev=False", "--dynamics-only"), ("bev=False", "--no-bev"),
+    ("missing='drop'", "--missing drop"), ("check_time=False", "--no-check-time"),
+    ("partial=True", "--partial"), ("zero_point=...", "--zero-point"),
+    ("columns={'mass': 'your_name', ...}", "--column mass=YOUR_NAME"),
+)
+
+
+def cli_message(text: str) -> str:
+    """A library error message with its keyword names replaced by the ``pidoc`` flags."""
+    for old, new in _PHRASES:
+        text = text.replace(old, new)
+    names = "|".join(sorted(READER_FLAGS, key=len, reverse=True))
+    text = re.sub(rf"(?<![\w-])({names})=(?=[\s(,;)]|$)",
+                  lambda m: READER_FLAGS[m.group(1)], text)
+    return re.sub(rf"(?<![\w-])({names})= ?(?=\S)", lambda m: READER_FLAGS[m.group(1)] + " ",
+                  text)
+
+
+def _hdu_arg(text: str):
+    return int(text) if text.lstrip("-").isdigit() else text
+
+
+def _pairs(items, flag):
+    out = {}
+    for item in items or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key or not value:
+            raise SystemExit(f"{flag} takes NAME=VALUE, got {item!r}")
+        out[key.strip()] = value.strip()
+    return out or None
+
+
+def add_reader_arguments(p: argparse.ArgumentParser) -> None:
+    """The reader options of :func:`pidoc_core.readers.read_snapshot` as ``pidoc`` flags."""
+    from .readers import FORMATS
+
+    g = p.add_argument_group("reading the snapshot (see pidoc_core.readers)")
+    g.add_argument("--format", default=None, choices=FORMATS,
+                   help="file format (default: recognised from the content)")
+    g.add_argument("--sev", default=None, help="nbody6: the sev.83 HR file (default: the "
+                                               "sibling of the conf.3 file)")
+    g.add_argument("--bev", default=None, help="nbody6: the bev.82 HR file of KS binaries")
+    g.add_argument("--no-bev", action="store_true", help="nbody6: never read a bev.82 file")
+    g.add_argument("--dynamics-only", action="store_true",
+                   help="nbody6: read no HR file (luminosities and radii missing)")
+    g.add_argument("--index", type=int, default=None,
+                   help="nbody6: snapshot of a multi-snapshot OUT3 (0-based, -1 last); "
+                        "nbody6-hdf5: the Step#i number")
+    g.add_argument("--missing", choices=("raise", "drop"), default=None,
+                   help="nbody6: stars without a usable HR row (no row, or NaN): report "
+                        "(raise, default) or drop")
+    g.add_argument("--no-check-time", action="store_true",
+                   help="nbody6: accept HR blocks at another time than the snapshot")
+    g.add_argument("--partial", action="store_true",
+                   help="nbody6-hdf5: accept a KZ(46) partial step")
+    g.add_argument("--nbody-mass", type=float, default=None,
+                   help="amuse, dat10: N-body mass unit, Msun")
+    g.add_argument("--nbody-length", type=float, default=None,
+                   help="amuse, dat10: N-body length unit, pc")
+    g.add_argument("--unit-system", choices=("nbody", "physical"), default=None,
+                   help="dat10: units of the file (default: N-body when masses sum to 1)")
+    g.add_argument("--hdu", type=_hdu_arg, default=None, help="fits: table extension")
+    g.add_argument("--dataset", default=None, help="hdf5: path of the table or group")
+    g.add_argument("--interrupt-mode", default=None, help="petar: interrupt mode (e.g. bse)")
+    g.add_argument("--use-mpfrc", action="store_true", help="petar: high-precision positions")
+    g.add_argument("--column", action="append", metavar="NAME=COLUMN",
+                   help="tables: map a snapshot column to a file column (repeatable)")
+    g.add_argument("--unit", action="append", metavar="NAME=UNIT",
+                   help="tables: unit of a file column, e.g. x=au (repeatable)")
+    g.add_argument("--time", type=float, default=None, help="override the snapshot time, Gyr")
+
+
+def reader_options(args) -> dict:
+    """Keyword options of ``read_snapshot`` from the parsed flags (only those given)."""
+    opts = {
+        "sev": False if args.dynamics_only else args.sev,
+        "bev": False if args.no_bev else args.bev,
+        "index": args.index, "missing": args.missing,
+        "check_time": False if args.no_check_time else None,
+        "partial": True if args.partial else None,
+        "nbody_mass": args.nbody_mass, "nbody_length": args.nbody_length,
+        "unit_system": args.unit_system, "hdu": args.hdu, "dataset": args.dataset,
+        "interrupt_mode": args.interrupt_mode, "use_mpfrc": True if args.use_mpfrc else None,
+        "columns": _pairs(args.column, "--column"), "units": _pairs(args.unit, "--unit"),
+        "time": args.time,
+    }
+    if args.dynamics_only and args.sev is not None:
+        raise SystemExit("--dynamics-only and --sev exclude each other")
+    return {k: v for k, v in opts.items() if v is not None}
+
+
+def _read(args):
+    from .readers import OPTIONS, detect_format, read_snapshot
+    from .readers.table import TABLE_FORMATS
+
+    opts = reader_options(args)
+    fmt = args.format or detect_format(args.path)
+    accepted = OPTIONS[fmt] | {"time"} | ({"columns", "units"} if fmt in TABLE_FORMATS else set())
+    bad = sorted(READER_FLAGS[k] for k in opts if k not in accepted)
+    if bad:
+        how = "given" if args.format else "recognised from its content"
+        flags = sorted(READER_FLAGS[k] for k in accepted)
+        raise SystemExit(f"{', '.join(bad)} do(es) not apply to {args.path} (format {fmt!r}, "
+                         f"{how}); its flags are {', '.join(flags)}")
+    import warnings
+
+    from .readers.nbody6 import DynamicsOnlyWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DynamicsOnlyWarning)  # the commands print the statement
+        return read_snapshot(args.path, format=fmt, **opts)
+
+
 def _cmd_snapshot(args) -> int:
     from .photometry import snapshot_v_luminosity
-    from .readers import read_snapshot
 
-    snap = read_snapshot(args.path, format=args.format)
+    snap = _read(args)
     print(repr(snap))
+    if snap.meta.get("missing_reason"):
+        print(f"  {cli_message(snap.meta['missing_reason'])}")
+        print(f"  density centre {snap.density_centre.round(3).tolist()} pc")
+        return 0
     print(f"  V-band luminosity {snapshot_v_luminosity(snap).sum():.4g} Lsun; "
           f"density centre {snap.density_centre.round(3).tolist()} pc; "
           f"kstar {'present' if snap.kstar is not None else 'absent'}")
@@ -57,9 +185,8 @@ def _cmd_snapshot(args) -> int:
 
 def _cmd_observe(args) -> int:
     from .imager import ObservationSetup, observe
-    from .readers import read_snapshot
 
-    snap = read_snapshot(args.path, format=args.format)
+    snap = _read(args)
     setup = ObservationSetup(distance_kpc=args.distance, psf_fwhm_arcsec=args.psf,
                              shift_arcsec=tuple(args.shift), rotation_deg=args.rotation,
                              line_of_sight=args.line_of_sight)
@@ -159,12 +286,12 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
     p = sub.add_parser("snapshot", help="read a snapshot file and summarise it")
     p.add_argument("path")
-    p.add_argument("--format", default=None, help="table, nbody6 or petar (guessed when omitted)")
+    add_reader_arguments(p)
     p.set_defaults(func=_cmd_snapshot)
 
     p = sub.add_parser("observe", help="mock-observe a snapshot file, write netCDF")
     p.add_argument("path")
-    p.add_argument("--format", default=None)
+    add_reader_arguments(p)
     p.add_argument("--distance", type=float, required=True, help="distance, kpc")
     p.add_argument("--psf", type=float, required=True, help="PSF FWHM, arcsec")
     p.add_argument("--shift", type=float, nargs=2, default=(0.0, 0.0), metavar=("DX", "DY"),
@@ -244,7 +371,11 @@ def _command(argv) -> str:
 
 
 def main(argv=None) -> int:
-    """Entry point of the ``pidoc`` command; returns the exit status."""
+    """Entry point of the ``pidoc`` command; returns the exit status.
+
+    A user error (bad file, bad value, a flag that does not apply) prints ``pidoc <command>:
+    error: <message>`` -- with library keyword names replaced by the flags -- and returns 2.
+    """
     from .imager import ObservationError
     from .snapshot import SnapshotError
 
@@ -258,8 +389,15 @@ def main(argv=None) -> int:
     try:
         return args.func(args)
     except errors as exc:
-        print(f"pidoc {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        message = str(exc)
+    except SystemExit as exc:
+        if exc.code is None or isinstance(exc.code, int):
+            raise
+        message = str(exc.code)
+    prefix = f"pidoc {args.command}: "
+    message = message[len(prefix):] if message.startswith(prefix) else message
+    print(f"{prefix}error: {cli_message(message)}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

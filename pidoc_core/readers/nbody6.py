@@ -161,18 +161,18 @@ class DynamicsOnlyWarning(UserWarning):
     """A snapshot was read without luminosities and radii (dynamics only)."""
 
 
-def dynamics_only_meta(source: str, supplier: str) -> dict:
+def dynamics_only_meta(source: str, remedy: str) -> dict:
     """The ``meta`` entries that mark a dynamics-only snapshot.
 
     Parameters
     ----------
     source : str
         The file read.
-    supplier : str
-        The file (or files) that would supply L and R, for the message.
+    remedy : str
+        Which file would supply L and R, as a sentence for the message.
     """
     reason = (f"{source}: luminosities and radii are missing (dynamics only: positions, "
-              f"velocities and masses were read); {supplier} would supply them")
+              f"velocities and masses were read); {remedy}")
     return {"missing_columns": ["luminosity", "radius", "teff", "kstar"],
             "missing_reason": reason}
 
@@ -187,7 +187,8 @@ def _hr_path(path: Path, sev) -> Path | None:
     if not found:
         raise ReaderError(
             f"{path}: no sev.83 file found next to it (looked for "
-            f"{', '.join(c.name for c in cands[:4])} and compressed copies); luminosities and "
+            f"{', '.join(c.name for c in cands if c.suffix not in ('.gz', '.bz2'))} and their "
+            ".gz/.bz2 copies); luminosities and "
             "radii come from it: pass sev= (the sev.83 file written at the same time), or "
             "sev=False to read the dynamics only"
         )
@@ -316,9 +317,9 @@ def _meta(path, conf, sev_path, bev_path, tphys, n_massless, n_missing, n_nan, b
         "n_nan_hr_dropped": n_nan,
     }
     if sev_path is None:
-        meta.update(dynamics_only_meta(str(path), f"the NBODY6 sev.83 (and bev.82) file written "
-                                                  f"at TTOT = {conf.ttot:g} ("
-                                                  f"{find_sibling(path, 'sev')[0].name})"))
+        meta.update(dynamics_only_meta(
+            str(path), f"the NBODY6 sev.83 (and bev.82) file written at TTOT = {conf.ttot:g} "
+                       f"({find_sibling(path, 'sev')[0].name}) would supply them: pass sev="))
     return meta
 
 
