@@ -1,6 +1,9 @@
 """π-DOC Explorer core library: snapshots, imager, datasets, networks and evaluation.
 
-Chardin & Bianchini (2021, MNRAS 504, 5656) as a library; see DESIGN.md for the flow and units.
+Chardin & Bianchini (2021, MNRAS 504, 5656) as a library. The flow is one way: snapshot -> imager -> dataset -> networks -> model ->
+evaluation -> plots / report -> app; conventions (map geometry, floors, units) are in
+:mod:`pidoc_core.conventions`, the paper's numbers in :mod:`pidoc_core.paper`, and every error
+derives from :class:`pidoc_core.errors.PidocError`.
 """
 
 from importlib.metadata import PackageNotFoundError, version

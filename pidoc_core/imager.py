@@ -2,7 +2,8 @@
 
 :func:`observe` turns a :class:`~pidoc_core.snapshot.Snapshot` into a pair of maps of one field of
 view: the V-band flux map seen through a Moffat PSF and the intrinsic mass map, both smoothed with a
-Gaussian of sigma = 4 px, as log10 values in the units of DESIGN.md.
+Gaussian of sigma = 4 px, as log10 values in the units of :mod:`pidoc_core.conventions` (flux in Lsun kpc^-2, mass
+in Msun per pixel).
 
 The steps, in order:
 
@@ -38,6 +39,8 @@ import scipy.fft
 import xarray as xr
 from astropy import units as u
 
+from .conventions import FLUX_FLOOR, FOV_ARCSEC, MASS_FLOOR, PIXEL_ARCSEC, SMOOTH_SIGMA_PX
+from .errors import PidocError
 from .photometry import snapshot_v_luminosity
 from .snapshot import Snapshot
 
@@ -54,10 +57,7 @@ __all__ = [
     "observe",
 ]
 
-#: Floor of the per-pixel flux before log10, Lsun kpc^-2.
-FLUX_FLOOR = 1e-12
-#: Floor of the per-pixel mass before log10, Msun.
-MASS_FLOOR = 1e-8
+# FLUX_FLOOR (Lsun kpc^-2) and MASS_FLOOR (Msun) live in pidoc_core.conventions; re-exported here.
 #: Parsecs subtended by one arcsec at a distance of 1 kpc.
 PC_PER_ARCSEC_PER_KPC = float((1 * u.arcsec).to_value(u.rad) * 1e3)
 #: Fraction of a Moffat PSF's light beyond its truncation radius (before renormalisation).
@@ -76,7 +76,7 @@ _LINES_OF_SIGHT = {"z": (0, 1), "x": (1, 2), "y": (2, 0)}
 _EXACT_TRIG = {0: (1.0, 0.0), 90: (0.0, 1.0), 180: (-1.0, 0.0), 270: (0.0, -1.0)}
 
 
-class ObservationError(ValueError):
+class ObservationError(PidocError):
     """An observation setup or an input to the imager is not valid."""
 
 
@@ -149,10 +149,10 @@ class ObservationSetup:
     shift_arcsec: tuple[float, float] = (0.0, 0.0)
     rotation_deg: float = 0.0
     line_of_sight: str = "z"
-    fov_arcsec: float = 40.0
-    pixel_arcsec: float = 0.25
+    fov_arcsec: float = FOV_ARCSEC
+    pixel_arcsec: float = PIXEL_ARCSEC
     moffat_beta: float = 2.5
-    smooth_sigma_px: float = 4.0
+    smooth_sigma_px: float = SMOOTH_SIGMA_PX
 
     def __post_init__(self) -> None:
         setattr_ = object.__setattr__
@@ -464,6 +464,8 @@ def observe(snapshot: Snapshot, setup: ObservationSetup) -> xr.Dataset:
     >>> obs.flux.shape, round(obs.attrs["field_mass_msun"], 6)
     ((160, 160), 0.8)
     """
+    if "luminosity" in snapshot.meta.get("missing_columns", ()):  # dynamics-only reader output
+        raise ObservationError(f"cannot observe: {snapshot.meta.get('missing_reason')}")
     flux, mass = render(snapshot, setup)
     coords = setup.pixel_centres_arcsec()
     field_flux = float(flux.sum())

@@ -18,6 +18,8 @@ import numpy as np
 from astropy import units as u
 from astropy.table import Table
 
+from .errors import PidocError
+
 __all__ = [
     "COLUMNS",
     "OPTIONAL_COLUMNS",
@@ -54,7 +56,7 @@ KSTAR_RANGE: tuple[int, int] = (-1, 20)
 TEFF_SUN_K = 5772.0
 
 
-class SnapshotError(ValueError):
+class SnapshotError(PidocError):
     """A star table or snapshot file violates the Snapshot contract."""
 
 

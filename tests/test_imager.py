@@ -214,3 +214,19 @@ def test_extreme_but_legal_setups_work(plummer):
                                    pixel_arcsec=0.5, smooth_sigma_px=0)):
         obs = observe(plummer, setup)
         assert np.isfinite(obs.flux.values).all() and np.isfinite(obs.mass.values).all()
+
+
+def test_conventions_have_one_home():
+    """The imager's geometry, floors and errors come from conventions / errors (one home)."""
+    from pidoc_core import conventions, imager, paper, snapshot
+    from pidoc_core.errors import PidocError
+
+    assert imager.FLUX_FLOOR == conventions.FLUX_FLOOR == 1e-12
+    assert imager.MASS_FLOOR == conventions.MASS_FLOOR == 1e-8
+    assert conventions.FOV_ARCSEC == conventions.N_PIXELS * conventions.PIXEL_ARCSEC == 40.0
+    setup = imager.ObservationSetup(distance_kpc=15.0, psf_fwhm_arcsec=1.0)
+    assert (setup.fov_arcsec, setup.pixel_arcsec, setup.n_pixels) == (40.0, 0.25, 160)
+    assert issubclass(imager.ObservationError, PidocError)
+    assert issubclass(snapshot.SnapshotError, PidocError) and issubclass(PidocError, ValueError)
+    assert paper.TRAINING_GRID["distance_kpc"] == paper.TRAIN_DISTANCES_KPC
+    assert paper.RESULTS["pixel_mpe_mean"]["value"] == 27.4
