@@ -1328,12 +1328,20 @@ def add_predict_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentP
                         help="zero point, mag for 1 count (default from the header)")
     parser.add_argument("--background", choices=("none", "median", "mesh"), default="none",
                         help="background subtraction (default none)")
+    parser.add_argument("--hdu", type=_hdu_arg, default=None,
+                        help="FITS extension of the image: index or EXTNAME (default: the first "
+                             "HDU with 2-D data)")
     parser.add_argument("--weights", default=None,
                         help="saved model directory or the v0.1 release directory "
                              "(default: the shipped model)")
     parser.add_argument("--out", required=True,
                         help="output prefix: writes PREFIX.nc, PREFIX.png, PREFIX.html")
     return parser
+
+
+def _hdu_arg(text: str):
+    """``--hdu``: an HDU index (integer) or an EXTNAME."""
+    return int(text) if text.lstrip("-").isdigit() else text
 
 
 def _load_model(weights):
@@ -1361,12 +1369,13 @@ def run_predict(args) -> int:
                 ds = predict_image(g=args.g_image, r=args.r_image, centre=args.centre,
                                    cluster=args.cluster, model=model, distance_kpc=args.distance,
                                    extinction_av=args.extinction, background=background,
-                                   zero_point_g=args.zero_point, zero_point_r=args.zero_point)
+                                   zero_point_g=args.zero_point, zero_point_r=args.zero_point,
+                                   hdu=getattr(args, "hdu", None))
             else:
                 ds = predict_image(args.image, centre=args.centre, cluster=args.cluster,
                                    model=model, distance_kpc=args.distance,
                                    extinction_av=args.extinction, zero_point=args.zero_point,
-                                   background=background)
+                                   background=background, hdu=getattr(args, "hdu", None))
     except ObservationInputError as exc:
         raise SystemExit(f"pidoc predict: {exc}") from None
     prefix = str(args.out)
