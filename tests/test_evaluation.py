@@ -303,6 +303,65 @@ def test_gbt_baseline_learns_synthetic_relation():
     np.testing.assert_array_equal(again.predict(flux[test], shifts=shifts[test]).age, pred.age)
 
 
+# --- statistics that cannot mislead (issue 13) ------------------------------------------------
+
+
+def _constant_vs_spread():
+    """999 maps whose log10 M/L spans 0-0.29 plus one at 0.1; a constant predictor (all maps in
+    one predicted bin) and a spread predictor 10 % high on 999 maps and 10x high on one."""
+    t = np.r_[np.linspace(0.0, 0.29, 999), 0.1]
+    const = np.full(1000, 0.15)
+    spread = np.r_[t[:999] + np.log10(1.1), t[999] + 1.0]
+    return t, const, spread
+
+
+def test_mean_over_bins_favours_a_constant_that_min_share_and_per_map_do_not():
+    t, const, spread = _constant_vs_spread()
+    st_c = ev.residual_statistics(t, const, width=0.05)
+    st_s = ev.residual_statistics(t, spread, width=0.05)
+    # the paper's statistic: the constant's one bin against 7 bins at 9.09 % and 1 at 90 %
+    c, s = ev.bin_summary(st_c), ev.bin_summary(st_s)
+    by_hand = 100 * np.mean(np.abs(1 - 10 ** (t - 0.15)))
+    assert (c["n_bins"], s["n_bins"]) == (1, 8)
+    assert c["mean"] == pytest.approx(by_hand, rel=1e-12) == pytest.approx(16.687, abs=1e-3)
+    assert s["mean"] == pytest.approx((7 * 100 / 11 + 90.0) / 8, rel=1e-9)  # 19.20 %
+    assert c["mean"] < s["mean"]  # misleading: the constant looks better
+    # bins holding >= 0.1 % of the maps (and >= 2 maps): the lone outlier bin drops out
+    c_ms = ev.bin_summary(st_c, min_share=ev.DEFAULT_MIN_SHARE)
+    s_ms = ev.bin_summary(st_s, min_share=ev.DEFAULT_MIN_SHARE)
+    assert ev.DEFAULT_MIN_SHARE == 0.001
+    assert (s_ms["n_bins"], s_ms["share"]) == (7, pytest.approx(0.999))
+    assert s_ms["mean"] == pytest.approx(100 / 11, rel=1e-9)
+    assert s_ms["mean"] < c_ms["mean"] == c["mean"]
+    # per map, no bins: the spread predictor is better in mean and median
+    pm_c, pm_s = ev.per_map_errors(10**t, 10**const), ev.per_map_errors(10**t, 10**spread)
+    assert pm_s == {"mean": pytest.approx((999 * 10.0 + 900.0) / 1000), "median":
+                    pytest.approx(10.0), "n_maps": 1000}
+    assert pm_c["mean"] == pytest.approx(100 * np.mean(np.abs(10 ** (0.15 - t) - 1)))
+    assert pm_s["mean"] < pm_c["mean"] and pm_s["median"] < pm_c["median"]
+
+
+def test_per_map_errors_by_hand():
+    out = ev.per_map_errors([2.0, 4.0, 10.0, np.nan], [3.0, 4.0, 5.0, 1.0])
+    assert out == {"mean": pytest.approx((50 + 0 + 50) / 3), "median": 50.0, "n_maps": 3}
+    logs = ev.per_map_errors(np.log10([2.0, 4.0]), np.log10([3.0, 2.0]), kind="log")
+    assert logs["mean"] == pytest.approx(50.0) and logs["median"] == pytest.approx(50.0)
+    pred_den = ev.per_map_errors([2.0], [4.0], denominator="predicted")
+    assert pred_den["mean"] == pytest.approx(50.0)
+    assert np.isnan(ev.per_map_errors([np.nan], [1.0])["mean"])
+    with pytest.raises(ev.EvaluationError, match=r"^true and pred differ in size: 2 vs 1$"):
+        ev.per_map_errors([1.0, 2.0], [1.0])
+
+
+def test_min_share_is_checked_and_never_keeps_a_single_entry():
+    st = ev.residual_statistics([0.0, 1.0], [0.0, 1.0], edges=[-0.5, 0.5, 1.5])
+    assert ev.bin_summary(st)["n_bins"] == 2
+    assert ev.bin_summary(st, min_share=0.0)["n_bins"] == 0  # one value per bin
+    with pytest.raises(ev.EvaluationError,
+                       match=r"^min_share must be a fraction in \[0, 1\], got 5$"):
+        ev.bin_summary(st, min_share=5)
+
+
 # --- summary ---------------------------------------------------------------------------------
 
 
@@ -328,9 +387,38 @@ def test_summary_side_by_side(ds):
     assert df.loc["distance_mae_60", "paper"] == 6.5
     assert "Table 2" in df.loc["distance_mean_15", "paper_source"]
     assert df.loc["age_mae_mean", "unit"] == "Gyr"
+    # beside every binned statistic: the min-share mean and the bin counts; per-map errors
+    assert df.attrs["min_share"] == ev.DEFAULT_MIN_SHARE
+    for key in ("pixel_mpe_mean_min_share", "total_ml_mpe_mean_min_share",
+                "total_mass_ape_mean", "total_ml_ape_median", "age_mae_mean_min_share"):
+        assert col[key] == pytest.approx(0.0, abs=1e-9), key
+    assert df.loc["total_ml_ape_mean", "unit"] == "%"
+    assert df.loc["total_ml_mpe_n_bins", "unit"] == "bins"
+    tot = ev.map_totals(ds.mass, preds["constant M/L"].mass, ds.flux, ds.distance.values)
+    ape = 100 * np.abs(tot.ml_pred.values - tot.ml_true.values) / tot.ml_true.values
+    assert df.loc["total_ml_ape_mean", "constant M/L"] == pytest.approx(ape.mean())
+    assert df.loc["total_ml_ape_median", "constant M/L"] == pytest.approx(np.median(ape))
+    assert df.loc["total_ml_mpe_n_bins", "constant M/L"] == 1  # one predicted M/L: one bin
+    assert np.isnan(df.loc["total_ml_ape_mean", "GBT"])
+
+
+def test_baselines_have_one_home():
+    """report uses evaluation's baselines: fit_baselines then FittedBaselines.predict."""
+    train, test = synthetic_dataset(24, seed=5), synthetic_dataset(4, seed=6)
+    fitted = ev.fit_baselines(train, seed=0, max_train=10)
+    assert fitted.n_train == 10 and fitted.upsilon == ev.training_mass_to_light(train)
+    out = fitted.predict(test.flux.values, test.distance.values)
+    np.testing.assert_array_equal(out["mass"], ev.constant_ml_mass(test.flux, test.distance.values,
+                                                                   fitted.upsilon))
+    assert out["age"].shape == out["distance"].shape == (4,)
+    with pytest.raises(ev.EvaluationError, match=r"^max_train must be >= 1 map, got 0$"):
+        ev.fit_baselines(train, max_train=0)
 
 
 def test_paper_results_record():
+    from pidoc_core import paper
+
+    assert ev.PAPER_RESULTS is paper.RESULTS
     p = ev.PAPER_RESULTS
     expected = {"pixel_mpe_mean": 27.4, "pixel_mpe_min": 13.7, "pixel_mpe_max": 95.0,
                 "pixel_mpe_mean_excl_low": 17.6, "pixel_mpe_max_excl_low": 22.1,
