@@ -11,7 +11,8 @@ Options after ``--args``:
 - ``--n-stars N``: stars of the embedded analogues (default 50,000).
 
 The model, the snapshot sources and the snapshots are cached once per server process and shared
-read-only by all sessions; each session has its own widgets and plot sources.
+read-only by all sessions; each session has its own views (:mod:`app.views`). Everything loads
+from this server (inline resources, no CDN); a lost connection is announced on the page.
 """
 
 from __future__ import annotations
@@ -23,16 +24,21 @@ from pathlib import Path
 
 import panel as pn
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from app.views import ExploreView, ObservationView, TestSetView
+from pidoc_core.evolution import paper_runs
+from pidoc_core.model import PiDOC
 
-from explore import ExploreView  # noqa: E402
-from observe_tab import ObservationView  # noqa: E402
-from testset import TestSetView  # noqa: E402
+pn.extension(inline=True, loading_indicator=True,
+             disconnect_notification="Connection to the π-DOC server lost: the plots and numbers "
+             "no longer follow the controls. Reload the page.",
+             ready_notification=None)
 
-from pidoc_core.evolution import paper_runs  # noqa: E402
-from pidoc_core.model import PiDOC  # noqa: E402
-
-pn.extension(inline=True)
+#: Largest FITS upload, MB; the server's websocket limit (Makefile) leaves room for base64.
+UPLOAD_MB = 50
+SHIPPED_TESTSET = (Path(__file__).resolve().parents[1] / "weights" / "pidoc"
+                   / "testset_aggregates.nc")
+INTRO = ("### π-DOC Explorer — mass maps, ages and distances of globular clusters from their "
+         "light (Chardin & Bianchini 2021), on embedded cluster analogues")
 
 
 def _options():
@@ -60,23 +66,6 @@ def _sources():
     return sources
 
 
-SOURCES = pn.state.as_cached("pidoc-sources", _sources)
-MODEL = pn.state.as_cached("pidoc-model", lambda: PiDOC.load(OPTIONS.weights))
-try:
-    UPSILON = float(MODEL.provenance["training_mass_to_light"])
-except KeyError:
-    raise SystemExit(f"{OPTIONS.weights or 'the shipped model'}: its manifest has no "
-                     "'training_mass_to_light' (train with `pidoc train`, which records it)")
-GRID = MODEL.provenance.get("training_grid")
-
-
-def _snapshot(run: str, time_gyr: float):
-    return pn.state.as_cached(f"pidoc-snapshot::{run}::{time_gyr:.4f}",
-                              lambda: SOURCES[run].snapshot(time_gyr))
-
-
-
-
 def _aggregates():
     import xarray as xr
 
@@ -84,23 +73,34 @@ def _aggregates():
     return xr.load_dataset(path) if path.is_file() else None
 
 
-#: Largest FITS upload, MB; the server's websocket limit (Makefile) leaves room for base64.
-UPLOAD_MB = 50
-SHIPPED_TESTSET = (Path(__file__).resolve().parents[1] / "weights" / "pidoc"
-                   / "testset_aggregates.nc")
+SOURCES = pn.state.as_cached("pidoc-sources", _sources)
+MODEL = pn.state.as_cached("pidoc-model", lambda: PiDOC.load(OPTIONS.weights))
 AGGREGATES = pn.state.as_cached("pidoc-testset", _aggregates)
+try:
+    UPSILON = float(MODEL.provenance["training_mass_to_light"])
+except KeyError:
+    raise SystemExit(f"{OPTIONS.weights or 'the shipped model'}: its manifest has no "
+                     "'training_mass_to_light' (train with `pidoc train`, which records it)")
 
-explore_view = ExploreView(SOURCES, MODEL, upsilon=UPSILON, snapshot_cache=_snapshot, grid=GRID)
-tabs = pn.Tabs(("Explore", explore_view.panel()), dynamic=True)
-if AGGREGATES is not None:
-    tabs.append(("Test set", TestSetView(AGGREGATES).panel()))
-else:
-    tabs.append(("Test set", pn.pane.Alert(
-        "No test-set evaluation found: run `pidoc evaluate` and pass `--args --testset "
-        "FILE.aggregates.nc`.", alert_type="info")))
-tabs.append(("Observations", ObservationView(MODEL, max_upload_mb=UPLOAD_MB).panel()))
-pn.Column(
-    pn.pane.Markdown("# π-DOC Explorer\nMass maps, ages and distances of globular clusters from "
-                     "their light (Chardin & Bianchini 2021), on embedded cluster analogues."),
-    tabs,
-).servable(title="π-DOC Explorer")
+
+def _snapshot(run: str, time_gyr: float):
+    return pn.state.as_cached(f"pidoc-snapshot::{run}::{time_gyr:.4f}",
+                              lambda: SOURCES[run].snapshot(time_gyr))
+
+
+def dashboard() -> pn.viewable.Viewable:
+    """One session's page: the Explore, Test set and Observations tabs."""
+    explore = ExploreView(SOURCES, MODEL, upsilon=UPSILON, snapshot_cache=_snapshot,
+                          grid=MODEL.provenance.get("training_grid"))
+    tabs = pn.Tabs(("Explore", explore.panel()), dynamic=True)
+    if AGGREGATES is not None:
+        tabs.append(("Test set", TestSetView(AGGREGATES).panel()))
+    else:
+        tabs.append(("Test set", pn.pane.Alert(
+            "No test-set evaluation found: run `pidoc evaluate` and pass `--args --testset "
+            "FILE.aggregates.nc`.", alert_type="info")))
+    tabs.append(("Observations", ObservationView(MODEL, max_upload_mb=UPLOAD_MB).panel()))
+    return pn.Column(pn.pane.Markdown(INTRO, margin=(0, 10)), tabs)
+
+
+dashboard().servable(title="π-DOC Explorer")

@@ -16,27 +16,21 @@ from dataclasses import dataclass, field
 import numpy as np
 import xarray as xr
 
+from .conventions import FOV_ARCSEC, LOG_MASS_FLOOR
 from .evaluation import (
-    LOG_MASS_FLOOR,
     constant_ml_mass,
     radial_edges,
     radial_profiles,
     residual_statistics,
 )
 from .imager import ObservationSetup, observe
+from .paper import TRAINING_GRID
 from .snapshot import Snapshot
 
-__all__ = ["TRAINING_GRID", "PIXEL_MASS_EDGES", "Exploration", "explore", "training_grid_flags"]
+__all__ = ["TRAINING_GRID", "PIXEL_MASS_EDGES", "Exploration", "explore", "training_grid_flags",
+           "setting_bounds", "physical_flags", "numbers_table", "enclosed_mass", "to_fits",
+           "testset_pixel_statistics", "AGE_OF_UNIVERSE_GYR", "field_size_pc"]
 
-#: Conditions of the paper's training set (Table 1): distances (kpc), PSF FWHMs (arcsec),
-#: maximum centre shift (arcsec), rotations (deg), ages (Gyr).
-TRAINING_GRID = {
-    "distance_kpc": (10.0, 25.0, 50.0, 75.0, 100.0),
-    "psf_fwhm_arcsec": (0.5, 1.5),
-    "shift_max_arcsec": 5.0,
-    "rotations_deg": (0.0, 90.0, 180.0, 270.0),
-    "time_gyr": (0.0, 14.0),
-}
 #: Bin edges of log10 pixel mass (Msun) for the live 2D histogram: 0.1 dex from -3 to 2.
 PIXEL_MASS_EDGES = np.round(np.arange(-3.0, 2.0001, 0.1), 10)
 
@@ -109,6 +103,8 @@ class Exploration:
         Field mass (Msun) and M/L_V (Msun/Lsun), true, π-DOC and baseline.
     flags : list of str
         Settings outside the training conditions (:func:`training_grid_flags`).
+    unphysical : list of str
+        Predictions no cluster can have (:func:`physical_flags`), e.g. a negative age.
     """
 
     observation: xr.Dataset
@@ -121,6 +117,7 @@ class Exploration:
     distance_kpc: float
     totals: dict = field(default_factory=dict)
     flags: list = field(default_factory=list)
+    unphysical: list = field(default_factory=list)
 
 
 def explore(snapshot: Snapshot, setup: ObservationSetup, *, model, upsilon: float,
@@ -171,6 +168,8 @@ def explore(snapshot: Snapshot, setup: ObservationSetup, *, model, upsilon: floa
         "ml_baseline": m_base / lum if lum > 0 else math.nan,
     }
     has_ad = "age" in pred
+    age = float(pred.age.values[0]) if has_ad else math.nan
+    distance = float(pred.distance.values[0]) if has_ad else math.nan
     return Exploration(
         observation=obs,
         mass_pred=mass_pred,
@@ -178,8 +177,255 @@ def explore(snapshot: Snapshot, setup: ObservationSetup, *, model, upsilon: floa
         residual=mass_pred - mass_true,
         pixel_stats=stats,
         profiles=profiles.isel(sample=0) if "sample" in profiles.dims else profiles,
-        age_gyr=float(pred.age.values[0]) if has_ad else math.nan,
-        distance_kpc=float(pred.distance.values[0]) if has_ad else math.nan,
+        age_gyr=age,
+        distance_kpc=distance,
         totals=totals,
         flags=training_grid_flags(setup, snapshot.time, grid=grid),
+        unphysical=physical_flags(age, distance),
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# What the dashboard and notebooks show around one exploration step
+# ---------------------------------------------------------------------------------------------
+
+#: Age of the Universe, Gyr (Planck 2018): a predicted age above it is unphysical.
+AGE_OF_UNIVERSE_GYR = 13.8
+
+
+def field_size_pc(distance_kpc: float, *, fov_arcsec: float = FOV_ARCSEC) -> float:
+    """Side of the field at a distance, pc (small-angle).
+
+    >>> round(field_size_pc(15.0), 2)
+    2.91
+    """
+    return math.radians(fov_arcsec / 3600.0) * distance_kpc * 1e3
+
+
+def setting_bounds(grid=None) -> dict:
+    """Ranges the Explore tab offers: the training conditions, widened to show extrapolation.
+
+    Parameters
+    ----------
+    grid : dict, optional
+        Training conditions in the form of :data:`TRAINING_GRID`; default the paper's.
+
+    Returns
+    -------
+    dict
+        ``distance_kpc`` (half the nearest to 1.5 times the farthest trained distance),
+        ``psf_fwhm_arcsec`` (0.6 times the best to 5/3 the worst trained seeing),
+        ``shift_arcsec`` (+-1.6 times the trained maximum) and ``time_gyr`` (the trained ages),
+        each a ``(low, high)`` pair in the unit its name says.
+
+    Examples
+    --------
+    >>> setting_bounds()["distance_kpc"], setting_bounds()["shift_arcsec"]
+    ((5.0, 150.0), (-8.0, 8.0))
+    """
+    grid = {**TRAINING_GRID, **(grid or {})}
+    d, p, s = grid["distance_kpc"], grid["psf_fwhm_arcsec"], float(grid["shift_max_arcsec"])
+    return {
+        "distance_kpc": (0.5 * min(d), 1.5 * max(d)),
+        "psf_fwhm_arcsec": (round(0.6 * min(p), 6), round(5.0 / 3.0 * max(p), 6)),
+        "shift_arcsec": (-1.6 * s, 1.6 * s),
+        "time_gyr": tuple(float(t) for t in grid["time_gyr"]),
+    }
+
+
+def physical_flags(age_gyr: float, distance_kpc: float) -> list[str]:
+    """Predictions that cannot be right whatever the truth: negative or too large.
+
+    Parameters
+    ----------
+    age_gyr, distance_kpc : float
+        π-DOC's predicted age (Gyr) and distance (kpc); NaN (no such network) is not flagged.
+
+    Returns
+    -------
+    list of str
+        One sentence per unphysical prediction; empty when none.
+
+    Examples
+    --------
+    >>> physical_flags(-2.8, 15.0)
+    ['the predicted age, -2.8 Gyr, is negative: unphysical, the network extrapolates']
+    """
+    flags = []
+    if math.isfinite(age_gyr) and age_gyr < 0:
+        flags.append(f"the predicted age, {age_gyr:.1f} Gyr, is negative: unphysical, the network "
+                     "extrapolates")
+    elif math.isfinite(age_gyr) and age_gyr > AGE_OF_UNIVERSE_GYR:
+        flags.append(f"the predicted age, {age_gyr:.1f} Gyr, exceeds the age of the Universe "
+                     f"({AGE_OF_UNIVERSE_GYR:g} Gyr): unphysical")
+    if math.isfinite(distance_kpc) and distance_kpc <= 0:
+        flags.append(f"the predicted distance, {distance_kpc:.1f} kpc, is not positive: "
+                     "unphysical")
+    return flags
+
+
+def numbers_table(result: Exploration):
+    """The numbers of one step as a table: truth, π-DOC and the constant-M/L baseline.
+
+    Parameters
+    ----------
+    result : Exploration
+        One :func:`explore` step.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Rows ``Field mass (Msun)``, ``M/L_V (Msun/Lsun)`` and, with an age/distance network,
+        ``Age (Gyr)`` and ``Distance (kpc)``; columns ``true``, ``π-DOC``, ``constant M/L``
+        and the relative errors ``π-DOC error (%)``, ``constant M/L error (%)`` =
+        100 (value - true) / true. Missing entries are NaN.
+    """
+    import pandas as pd
+
+    t = result.totals
+    attrs = result.observation.attrs
+    rows = {
+        "Field mass (Msun)": (t["mass_true_msun"], t["mass_pidoc_msun"], t["mass_baseline_msun"]),
+        "M/L_V (Msun/Lsun)": (t["ml_true"], t["ml_pidoc"], t["ml_baseline"]),
+    }
+    if math.isfinite(result.age_gyr):
+        rows["Age (Gyr)"] = (float(attrs["snapshot_time_gyr"]), result.age_gyr, math.nan)
+        rows["Distance (kpc)"] = (float(attrs["distance_kpc"]), result.distance_kpc, math.nan)
+    df = pd.DataFrame.from_dict(rows, orient="index", columns=["true", "π-DOC", "constant M/L"])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for col in ("π-DOC", "constant M/L"):
+            df[f"{col} error (%)"] = 100.0 * (df[col] - df["true"]) / df["true"]
+    df.index.name = "quantity"
+    return df
+
+
+def enclosed_mass(profiles: xr.Dataset, *, upsilon: float) -> dict:
+    """Mass inside each radius, true, π-DOC and constant-M/L, from one map's radial profiles.
+
+    Parameters
+    ----------
+    profiles : xarray.Dataset
+        One map's :func:`pidoc_core.evaluation.radial_profiles` (no ``sample`` dimension).
+    upsilon : float
+        Constant M/L_V of the baseline, Msun/Lsun.
+
+    Returns
+    -------
+    dict
+        ``radius`` (outer edge of each annulus, arcsec) and ``true``, ``pidoc``, ``baseline``:
+        mass within that radius, Msun (empty annuli add nothing).
+    """
+    n = profiles.n_pixels.values.astype(float)
+    out = {"radius": profiles.radius_upper.values.astype(float)}
+    for key, per_pixel in (("true", profiles.mass_true.values), ("pidoc", profiles.mass_pred.values),
+                           ("baseline", upsilon * profiles.luminosity.values)):
+        out[key] = np.cumsum(np.nan_to_num(per_pixel * n))
+    return out
+
+
+def to_fits(result: Exploration):
+    """The maps of one step as FITS, the observing setup and the numbers in the header.
+
+    Parameters
+    ----------
+    result : Exploration
+        One :func:`explore` step.
+
+    Returns
+    -------
+    astropy.io.fits.HDUList
+        Primary HDU: log10 flux (Lsun kpc^-2); image extensions ``MASS_TRUE``, ``MASS_PIDOC``,
+        ``MASS_CONSTML`` (log10 Msun per pixel) and ``RESIDUAL`` (dex). Every header carries
+        the setup (distance, seeing, shift, rotation, pixel, field; units in the comments),
+        the snapshot and π-DOC's age and distance; axes are arcsec offsets from the field centre.
+    """
+    from astropy.io import fits
+
+    attrs = result.observation.attrs
+    n = result.observation.sizes["x"]
+    pix = float(attrs["pixel_arcsec"])
+    cards = [
+        ("ORIGIN", "pi-DOC Explorer", "software"),
+        ("SNAPSHOT", str(attrs["snapshot_name"])[:60], "snapshot"),
+        ("SNAPTIME", float(attrs["snapshot_time_gyr"]), "[Gyr] snapshot time (true age)"),
+        ("DISTANCE", float(attrs["distance_kpc"]), "[kpc] true distance"),
+        ("PSF_FWHM", float(attrs["psf_fwhm_arcsec"]), "[arcsec] Moffat PSF FWHM"),
+        ("SHIFT_X", float(attrs["shift_x_arcsec"]), "[arcsec] cluster centre offset x"),
+        ("SHIFT_Y", float(attrs["shift_y_arcsec"]), "[arcsec] cluster centre offset y"),
+        ("ROTATION", float(attrs["rotation_deg"]), "[deg] rotation"),
+        ("PIXSCALE", pix, "[arcsec] pixel side"),
+        ("FOV", float(attrs["fov_arcsec"]), "[arcsec] field side"),
+        ("AGE_PRED", result.age_gyr if math.isfinite(result.age_gyr) else None,
+         "[Gyr] pi-DOC age"),
+        ("DIST_PRD", result.distance_kpc if math.isfinite(result.distance_kpc) else None,
+         "[kpc] pi-DOC distance"),
+        ("CTYPE1", "OFFSET-X", "arcsec from the field centre"), ("CUNIT1", "arcsec", ""),
+        ("CRPIX1", (n + 1) / 2.0, ""), ("CRVAL1", 0.0, ""), ("CDELT1", pix, ""),
+        ("CTYPE2", "OFFSET-Y", "arcsec from the field centre"), ("CUNIT2", "arcsec", ""),
+        ("CRPIX2", (n + 1) / 2.0, ""), ("CRVAL2", 0.0, ""), ("CDELT2", pix, ""),
+    ]
+
+    def header(bunit, what):
+        h = fits.Header([c for c in cards if c[1] is not None])
+        h["BUNIT"] = (bunit, what)
+        return h
+
+    maps = [("MASS_TRUE", result.observation.mass.values, "log10(Msun)", "true mass per pixel"),
+            ("MASS_PIDOC", result.mass_pred, "log10(Msun)", "pi-DOC mass per pixel"),
+            ("MASS_CONSTML", result.mass_baseline, "log10(Msun)", "constant-M/L mass per pixel"),
+            ("RESIDUAL", result.residual, "dex", "pi-DOC - true")]
+    primary = fits.PrimaryHDU(np.asarray(result.observation.flux.values, np.float32),
+                              header("log10(Lsun kpc-2)", "V-band flux per pixel"))
+    return fits.HDUList([primary] + [
+        fits.ImageHDU(np.asarray(data, np.float32), header(unit, what), name=name)
+        for name, data, unit, what in maps])
+
+
+def testset_pixel_statistics(aggregates: xr.Dataset, *, model: str, distances, times):
+    """Fig. 5's pixel statistics of the test maps in some distance groups and age bins.
+
+    Parameters
+    ----------
+    aggregates : xarray.Dataset
+        :func:`pidoc_core.report.open_aggregates` of an evaluation (pixel histogram and residual
+        sums per distance group and 1-Gyr age bin).
+    model : str
+        A value of its ``model`` coordinate.
+    distances : sequence of float
+        True distances to keep, kpc.
+    times : (float, float)
+        Age range to keep, Gyr: age bins overlapping it.
+
+    Returns
+    -------
+    xarray.Dataset
+        Shaped like :func:`pidoc_core.evaluation.residual_statistics` (``histogram`` over
+        ``(pred_bin, true_bin)``; ``mu_count``, ``mu_mean``, ``mu_std`` over ``pred_bin``,
+        ``xi_*`` over ``true_bin``; bin edges), ready for :func:`pidoc_core.plots.residual_panel`.
+        Residuals in dex; ``mu_std`` is NaN when the aggregates hold no sums of squares.
+    """
+    agg = aggregates.sel(model=model)
+    dmask = np.isin(agg.distance_group.values, np.asarray(distances, dtype=float))
+    tmask = (agg.time_upper.values > times[0]) & (agg.time_lower.values < times[1])
+    pick = (np.ix_(dmask, tmask))
+
+    def total(name):
+        return agg[name].values[pick].sum(axis=(0, 1)).astype(float)
+
+    data = {"histogram": (("pred_bin", "true_bin"), total("pixel_histogram").T)}
+    for side, dim in (("mu", "pred_bin"), ("xi", "true_bin")):
+        count, s = total(f"{side}_count"), total(f"{side}_sum")
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.where(count > 0, s / count, np.nan)
+            std = (np.sqrt(np.maximum(total(f"{side}_sumsq") / count - mean**2, 0.0))
+                   if f"{side}_sumsq" in agg else np.full(count.shape, np.nan))
+        data.update({f"{side}_count": (dim, count), f"{side}_mean": (dim, mean),
+                     f"{side}_std": (dim, std)})
+    coords = {}
+    for dim in ("true_bin", "pred_bin"):
+        c = agg[dim].values.astype(float)
+        half = 0.5 * np.diff(c).mean() if c.size > 1 else 0.05
+        coords.update({dim: c, dim.replace("bin", "lower"): (dim, c - half),
+                       dim.replace("bin", "upper"): (dim, c + half)})
+    return xr.Dataset(data, coords=coords, attrs={"quantity": "log10 mass per pixel",
+                                                  "units": "log10(Msun)", "kind": "log"})

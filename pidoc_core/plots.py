@@ -200,9 +200,11 @@ def residual_panel(stats: xr.Dataset, *, label: str | None = None, units: str | 
     label = label or stats.attrs.get("quantity") or "value"
     units = units if units is not None else stats.attrs.get("units", "")
     runit = "dex" if stats.attrs.get("kind", "log") == "log" else units
-    t_dim = hv.Dimension("true", label=f"true {label}", unit=units or None)
-    p_dim = hv.Dimension("pred", label=f"predicted {label}", unit=units or None)
-    r_dim = hv.Dimension("residual", label="residual", unit=runit or None)
+    # names carry the quantity, so panels of different quantities (Fig. 6's mass and M/L) get
+    # their own axes while a panel's histogram and side panels share theirs
+    t_dim = hv.Dimension(f"true {label}", label=f"true {label}", unit=units or None)
+    p_dim = hv.Dimension(f"predicted {label}", label=f"predicted {label}", unit=units or None)
+    r_dim = hv.Dimension(f"residual {label}", label="residual", unit=runit or None)
     edges = np.concatenate([stats.true_lower.values, stats.true_upper.values[-1:]])
     lo, hi = float(edges[0]), float(edges[-1])
     counts = stats["histogram"].values.astype(float)
@@ -225,14 +227,14 @@ def residual_panel(stats: xr.Dataset, *, label: str | None = None, units: str | 
             err = stats[f"{prefix}_{statistic}"].values
             lo_b, hi_b = mean - err, mean + err
         band = hv.Area((x[ok], lo_b[ok], hi_b[ok]), kdims=[kdim],
-                       vdims=[r_dim, hv.Dimension("residual_hi")])
+                       vdims=[r_dim, hv.Dimension(f"{r_dim.name} high")])
         band = _opts(band, color="gray", alpha=0.35, line_alpha=0, invert_axes=invert)
         curve = _opts(hv.Curve((x[ok], mean[ok]), kdim, r_dim), color="black", line_width=2,
                       invert_axes=invert, tools=["hover"])
         zero = _opts(hv.Curve(([lo, hi], [0.0, 0.0]), kdim, r_dim), color="red", line_dash="dashed",
                      invert_axes=invert)
         dims = dict(width=side, height=size) if invert else dict(width=size, height=side)
-        name = "mu = P(r | predicted)" if prefix == "mu" else "xi = P(r | true)"
+        name = "μ: r per predicted bin" if prefix == "mu" else "ξ: r per true bin"
         return (band * zero * curve).opts(title=name, backend=_B, **dims)
 
     mu = side_panel("mu", p_dim, True)

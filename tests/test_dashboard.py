@@ -1,23 +1,18 @@
 """The dashboard without a browser: every control changes the outputs it should."""
 
-import sys
-from pathlib import Path
+import io
 
 import numpy as np
 import pytest
 
 from .conftest import plummer_snapshot
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "app"))
-
 
 class FakeRun:
     """A run of Plummer snapshots whose size grows with time (a stand-in source)."""
 
-    times = np.array([1.0, 6.0, 12.0])
-
-    def __init__(self, name, scale):
-        self.name, self.scale = name, scale
+    def __init__(self, name, scale, times=(1.0, 6.0, 12.0)):
+        self.name, self.scale, self.times = name, scale, np.array(times)
 
     def snapshot(self, time_gyr):
         return plummer_snapshot(3000, scale_pc=self.scale * (1 + time_gyr / 12), seed=int(time_gyr),
@@ -37,21 +32,28 @@ def model():
 
 @pytest.fixture()
 def view(model):
-    from explore import ExploreView
+    from app.views.explore import ExploreView
 
-    sources = {"A analogue": FakeRun("A analogue", 0.5), "MW15 analogue": FakeRun("MW15 analogue", 1.0)}
+    # "A analogue" dissolves earlier: its times end at 6 Gyr
+    sources = {"A analogue": FakeRun("A analogue", 0.5, times=(1.0, 3.0, 6.0)),
+               "MW15 analogue": FakeRun("MW15 analogue", 1.0)}
     return ExploreView(sources, model, upsilon=2.0)
 
 
+def image(view, key):
+    return view.plots.map_sources[key].data["image"][0]
+
+
 def snapshot_of(view):
+    prof = view.plots.prof_src.data
     return {
-        "flux": view.flux_src.data["image"][0].copy(),
-        "true": view.true_src.data["image"][0].copy(),
-        "pred": view.pred_src.data["image"][0].copy(),
-        "resid": view.resid_src.data["image"][0].copy(),
-        "hist": np.nan_to_num(view.hist_src.data["image"][0]).copy(),
-        "profile": np.nan_to_num(np.asarray(view.prof_src.data["m_true"])).copy(),
-        "ml_pred": np.nan_to_num(np.asarray(view.prof_src.data["ml_pred"])).copy(),
+        "flux": image(view, "flux").copy(),
+        "true": image(view, "true").copy(),
+        "pred": image(view, "pred").copy(),
+        "resid": image(view, "residual").copy(),
+        "hist": np.nan_to_num(view.plots.hist_src.data["image"][0]).copy(),
+        "profile": np.nan_to_num(np.asarray(prof["m_true"])).copy(),
+        "ml_pred": np.nan_to_num(np.asarray(prof["ml_pred"])).copy(),
         "numbers": view.numbers.object,
         "status": view.status.object,
     }
@@ -63,11 +65,15 @@ def changed(before, after):
 
 
 def test_initial_state_shows_the_default_run(view):
-    assert view.run.value == "MW15 analogue"
-    assert view.time.value == 12.0
+    assert view.run == "MW15 analogue"
+    assert view.time == 12.0
     assert "MW15 analogue" in view.numbers.object and "12 Gyr" in view.numbers.object
-    assert view.status.alert_type == "success"
-    assert np.isfinite(view.flux_src.data["image"][0]).all()
+    # inside the training conditions (the untrained test model may still predict an
+    # unphysical age, which the status says in words)
+    assert "Outside the training" not in view.status.object
+    assert view.status.alert_type == ("danger" if view.last.unphysical else "success")
+    assert np.isfinite(image(view, "flux")).all()
+    assert image(view, "flux").dtype == np.float32
 
 
 @pytest.mark.parametrize(
@@ -84,40 +90,40 @@ def test_initial_state_shows_the_default_run(view):
 )
 def test_each_control_updates_the_views(view, widget, value, must_change):
     before = snapshot_of(view)
-    getattr(view, widget).value = value
+    setattr(view, widget, value)
     after = snapshot_of(view)
     assert must_change <= changed(before, after)
 
 
 def test_psf_leaves_the_true_mass_map_alone(view):
-    before = view.true_src.data["image"][0].copy()
-    view.psf.value = 1.5
-    np.testing.assert_array_equal(view.true_src.data["image"][0], before)
+    before = image(view, "true").copy()
+    view.psf = 1.5
+    np.testing.assert_array_equal(image(view, "true"), before)
 
 
 def test_quarter_turn_rotates_the_maps(view):
-    before = view.true_src.data["image"][0].copy()
-    view.rotation.value = "90"
-    np.testing.assert_allclose(view.true_src.data["image"][0], np.rot90(before), atol=1e-5)
+    before = image(view, "true").copy()
+    view.rotation = "90"
+    np.testing.assert_allclose(image(view, "true"), np.rot90(before), atol=1e-5)
 
 
 def test_free_angle_is_enabled_only_for_free_rotation(view):
-    assert view.angle.disabled
-    view.rotation.value = "free"
-    assert not view.angle.disabled
-    before = view.true_src.data["image"][0].copy()
-    view.angle.value = 33
-    assert not np.array_equal(view.true_src.data["image"][0], before)
-    assert view.status.alert_type == "warning" and "rotation 33 deg" in view.status.object
+    assert view.param.angle.constant
+    view.rotation = "free"
+    assert not view.param.angle.constant
+    before = image(view, "true").copy()
+    view.angle = 33
+    assert not np.array_equal(image(view, "true"), before)
+    assert view.status.alert_type in ("warning", "danger") and "rotation 33 deg" in view.status.object
 
 
 def test_out_of_range_settings_are_flagged(view):
-    view.distance.value = 140
-    assert view.status.alert_type == "warning"
+    view.distance = 140
+    assert view.status.alert_type in ("warning", "danger")
     assert "distance 140 kpc is outside the trained 10-100 kpc" in view.status.object
-    view.distance.value = 50
-    assert view.status.alert_type == "success"
-    view.psf.value = 2.0
+    view.distance = 50
+    assert "Outside" not in view.status.object
+    view.psf = 2.0
     assert "PSF FWHM 2&quot; is outside the trained 0.5-1.5&quot;" in view.status.object
 
 
@@ -129,14 +135,14 @@ def test_numbers_compare_pidoc_with_the_baseline(view):
 
 
 def test_sessions_do_not_share_state(model):
-    from explore import ExploreView
+    from app.views.explore import ExploreView
 
     sources = {"MW15 analogue": FakeRun("MW15 analogue", 1.0)}
     a = ExploreView(sources, model, upsilon=2.0)
     b = ExploreView(sources, model, upsilon=2.0)
-    a.distance.value = 80
-    assert b.distance.value == 15
-    assert not np.array_equal(a.flux_src.data["image"][0], b.flux_src.data["image"][0])
+    a.distance = 80
+    assert b.distance == 15
+    assert not np.array_equal(image(a, "flux"), image(b, "flux"))
 
 
 def synthetic_aggregates(n=200, seed=0):
@@ -186,7 +192,7 @@ def synthetic_aggregates(n=200, seed=0):
 
 
 def test_testset_tab_filters_and_reports_the_papers_statistics():
-    from testset import TestSetView
+    from app.views.testset import TestSetView
 
     view = TestSetView(synthetic_aggregates())
     full = view.figures([15.0, 30.0, 60.0, 80.0], (0, 14), "pi-DOC")
@@ -200,8 +206,133 @@ def test_testset_tab_filters_and_reports_the_papers_statistics():
     biased = view.tables("constant M/L", np.arange(200))[1].object
     assert perfect.iloc[0, 1] == pytest.approx(0.0, abs=1e-9)
     assert biased.iloc[0, 1] == pytest.approx(100 * (1 - 10**-0.1), abs=0.05)
-    # mean residual panel: 0 for the perfect model, +0.1 dex (0.5 / 5) for the biased one
-    layout = view.pixel_figure("constant M/L", [15.0, 30.0], (0, 14))
-    curve = layout[1].get(0)
-    values = curve.dimension_values(1)
-    assert np.nanmax(np.abs(values - 0.1)) < 1e-9
+    # Fig. 5 is pidoc_core.plots.residual_panel: its mu panel's mean residual is 0 for the
+    # perfect model and +0.1 dex (0.5 / 5) for the biased one
+    for model, expected in (("pi-DOC", 0.0), ("constant M/L", 0.1)):
+        mu = list(view.pixel_figure(model, [15.0, 30.0], (0, 14)))[0]
+        values = mu.get(2).dimension_values(1)
+        assert np.nanmax(np.abs(values - expected)) < 1e-9
+
+
+def test_testset_figures_are_the_reports():
+    """Fig. 9 in the report's 2-kpc bins; Fig. 6 with its own axes per panel; labels with units."""
+    import holoviews as hv
+
+    from app.views.testset import DISTANCE_BIN_KPC, TestSetView
+    from pidoc_core.evaluation import distance_pdfs
+
+    agg = synthetic_aggregates()
+    view = TestSetView(agg)
+    samples = view.samples()
+    _, dist = view.age_distance_figure(samples)
+    hist = next(e for e in dist if isinstance(e, hv.Histogram))
+    edges = hist.interface.coords(hist, hist.kdims[0], edges=True)
+    assert DISTANCE_BIN_KPC == 2.0 and np.allclose(np.diff(edges), 2.0)
+    ref = distance_pdfs(agg.distance.values, agg.distance_pred.values, width=2.0)
+    np.testing.assert_allclose(hist.dimension_values(1), ref.pdf.isel(true_distance=0).values)
+    totals = view.totals_figure("pi-DOC", samples)
+    mass, ml = list(totals)[1], list(totals)[3]
+    assert mass.get(0).kdims[0].name != ml.get(0).kdims[0].name  # independent axes
+    assert mass.get(0).kdims[0].unit == "Msun" and "log10" in mass.get(0).kdims[0].label
+    assert set(view.param.model.objects) == {"π-DOC", "constant M/L"}  # words, not raw names
+
+
+def test_slider_ranges_come_from_the_training_grid(model):
+    from app.views.explore import ExploreView
+    from pidoc_core.exploration import setting_bounds
+
+    grid = {"distance_kpc": (20.0, 40.0), "psf_fwhm_arcsec": (0.6, 1.2), "shift_max_arcsec": 2.0}
+    view = ExploreView({"MW15 analogue": FakeRun("MW15 analogue", 1.0)}, model, upsilon=2.0,
+                       grid=grid)
+    bounds = setting_bounds(grid)
+    assert view.param.distance.bounds == bounds["distance_kpc"] == (10.0, 60.0)
+    assert view.param.psf.bounds == bounds["psf_fwhm_arcsec"]
+    assert view.param.shift_x.bounds == view.param.shift_y.bounds == (-3.2, 3.2)
+
+
+def test_numbers_and_profiles_are_the_cores(view):
+    """The table shows pidoc_core.exploration.numbers_table; the profile ratio is true /
+    predicted, as pidoc_core.evaluation.radial_profiles and the report define it."""
+    from pidoc_core.exploration import numbers_table
+
+    view.distance = 40
+    table = numbers_table(view.last)
+    html = view.numbers.object
+    for row in table.index:
+        assert row in html
+    assert f"{table.loc['Field mass (Msun)', 'true']:,.0f}" in html
+    assert f"{table.loc['Field mass (Msun)', 'π-DOC']:,.0f}" in html
+    assert "<td>40</td>" in html  # the true distance
+    prof = view.last.profiles
+    shown = np.asarray(view.plots.prof_src.data["m_ratio"])
+    np.testing.assert_allclose(shown, prof.mass_true.values / prof.mass_pred.values, rtol=1e-6)
+    np.testing.assert_allclose(shown, prof.mass_ratio.values, rtol=1e-6)
+
+
+def test_changing_run_keeps_the_time_inside_the_runs_times(view):
+    assert view.time == 12.0
+    view.run = "A analogue"  # ends at 6 Gyr
+    assert view.time == 6.0 and view.param.time.objects == [1.0, 3.0, 6.0]
+    assert "Cannot observe" not in view.status.object, view.status.object
+    assert "A analogue" in view.numbers.object and "6 Gyr" in view.numbers.object
+    view.time = 3.0
+    assert "3 Gyr" in view.numbers.object
+    view.run = "MW15 analogue"
+    assert view.time == 3.0 and "MW15 analogue" in view.numbers.object
+
+
+def test_unphysical_predictions_are_flagged_in_words(view, monkeypatch):
+    import dataclasses
+
+    from app.views import explore as explore_module
+
+    real = explore_module.explore
+
+    def negative_age(*args, **kwargs):
+        return dataclasses.replace(real(*args, **kwargs), age_gyr=-2.8,
+                                   unphysical=["the predicted age, -2.8 Gyr, is negative"])
+
+    monkeypatch.setattr(explore_module, "explore", negative_age)
+    view.distance = 20
+    assert view.status.alert_type == "danger"
+    assert "Unphysical" in view.status.object and "-2.8 Gyr" in view.status.object
+
+
+def test_colour_scale_fixed_or_automatic(view):
+    from app.views.explore_plots import FIXED_RANGES
+
+    mass = view.plots.mappers["mass"]
+    assert (mass.low, mass.high) == FIXED_RANGES["mass"]
+    view.colour_scale = "automatic"
+    shown = np.concatenate([image(view, "true").ravel(), image(view, "pred").ravel()])
+    assert mass.low == pytest.approx(np.percentile(shown, 1.0), rel=1e-5)
+    resid = view.plots.mappers["residual"]
+    assert resid.low == -resid.high and len(resid.palette) == 256
+
+
+def test_pin_compares_and_exports_carry_the_setup(view):
+    from astropy.io import fits
+
+    view.pin_current()
+    pinned_mass = view.last.totals["mass_pidoc_msun"]
+    view.distance = 60
+    assert "π-DOC (pinned)" in view.numbers.object
+    assert f"{pinned_mass:,.0f}" in view.numbers.object
+    assert np.isfinite(np.asarray(view.plots.prof_src.data["m_pinned"], float)).any()
+    hdul = fits.open(view.export_fits())
+    assert hdul[0].header["DISTANCE"] == 60 and hdul[0].header["PSF_FWHM"] == 1.0
+    np.testing.assert_array_equal(hdul["MASS_PIDOC"].data, view.last.mass_pred)
+    csv = view.export_csv().getvalue().decode()
+    assert "# distance_kpc = 60.0" in csv and "Field mass (Msun)" in csv
+    view.clear_pin()
+    assert "pinned" not in view.numbers.object
+
+
+def test_panel_builds_without_sys_path_tricks(view):
+    import panel as pn
+
+    import app
+
+    assert app.__file__.endswith("app/__init__.py")
+    layout = view.panel()
+    assert isinstance(layout, pn.Row) and layout.get_root() is not None

@@ -8,8 +8,6 @@ calibrated counts with a rotated TAN WCS at the Harris (2010) centre of NGC 5053
 import gzip
 import io
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,8 +18,6 @@ from pidoc_core.imager import ObservationSetup, render
 
 from .conftest import plummer_snapshot
 from .test_observations import CENTRE, STANDARDISATION, ZP, counts_per_flux, rotated_header
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "app"))
 
 DISTANCE = 17.4  # kpc, NGC 5053 (Harris 2010)
 
@@ -55,7 +51,7 @@ def fits_bytes():
 
 @pytest.fixture()
 def view(model):
-    from observe_tab import ObservationView
+    from app.views.observe import ObservationView
 
     return ObservationView(model)
 
@@ -69,7 +65,16 @@ def test_upload_predict_updates_maps_numbers_and_verdict(view, fits_bytes, model
     assert np.isnan(view.flux_src.data["image"][0]).all()
     upload(view, fits_bytes)
     assert view.status.alert_type == "info" and "Predict" in view.status.object
-    view.cluster.value = "NGC 5053"
+    # the image's WCS centre picks the Table 3 cluster and fills in its A_V = 3.1 E(B-V)
+    assert view.cluster == "NGC 5053" and "NGC 5053" in view.status.object
+    ebv = float(O.load_catalogue()[0]["ebv"]) if O.load_catalogue()[0]["name"] == "NGC 5053" \
+        else None
+    assert ebv is None or view.extinction == pytest.approx(round(3.1 * ebv, 2))
+    # the 40" field is drawn on the uploaded image: a square of 40" / 0.2" = 200 pixels a side
+    fx, fy = np.asarray(view.footprint_src.data["x"]), np.asarray(view.footprint_src.data["y"])
+    assert len(fx) == 4
+    assert np.hypot(fx[0] - fx[1], fy[0] - fy[1]) == pytest.approx(200, rel=0.01)
+    view.extinction = 0.0
     view.predict()
     assert view.status.alert_type == "success", view.status.object
     # the maps are the library's: the flux map of the image, the model's mass map of it
@@ -98,10 +103,11 @@ def test_upload_predict_updates_maps_numbers_and_verdict(view, fits_bytes, model
 
 def test_radec_centre_distance_and_outside_verdict(view, fits_bytes):
     upload(view, gzip.compress(fits_bytes), name="ngc5053.fits.gz")
-    view.mode.value = "RA / Dec"
-    assert view.ra.visible and not view.cluster.visible
-    view.ra.value, view.dec.value = "13:16:27.09", "+17:42:00.9"
-    view.distance.value = 120.0  # beyond the trained 10-100 kpc, and far too luminous
+    view.mode = "RA / Dec"
+    assert view.param.ra.precedence > 0 and view.param.cluster.precedence < 0
+    view.ra, view.dec = "13:16:27.09", "+17:42:00.9"
+    view.extinction = 0.0
+    view.distance = 120.0  # beyond the trained 10-100 kpc, and far too luminous
     view.predict()
     assert view.status.alert_type == "success", view.status.object
     ds = view.result
@@ -111,14 +117,14 @@ def test_radec_centre_distance_and_outside_verdict(view, fits_bytes):
     # no catalogue row for a free centre: only our column
     assert "Table 3" not in view.numbers.object
     # the luminosity scales as d^2 at fixed flux
-    view.distance.value = 60.0
+    view.distance = 60.0
     view.predict()
     assert float(view.result.luminosity_v) == pytest.approx(float(ds.luminosity_v) / 4, rel=1e-6)
 
 
 def test_oversize_upload_is_refused_before_parsing(model, fits_bytes, monkeypatch):
-    import observe_tab
-    from observe_tab import ObservationView
+    from app.views import observe as observe_tab
+    from app.views.observe import ObservationView
 
     small = ObservationView(model, max_upload_mb=0.1)
     assert len(fits_bytes) > 0.1 * 2 ** 20
@@ -137,7 +143,7 @@ def test_oversize_upload_is_refused_before_parsing(model, fits_bytes, monkeypatc
 
 
 def test_decompression_bomb_is_refused(model):
-    from observe_tab import ObservationView
+    from app.views.observe import ObservationView
 
     tiny = ObservationView(model, max_megapixels=0.01)  # 10,000 pixels
     buf = io.BytesIO()
@@ -157,7 +163,7 @@ def test_decompression_bomb_is_refused(model):
 ])
 def test_bad_inputs_give_an_error_alert(view, fits_bytes, case, message):
     data = fits_bytes
-    view.cluster.value = "NGC 5053"
+    view.cluster = "NGC 5053"
     if case == "no_wcs":
         buf = io.BytesIO()
         fits.PrimaryHDU(np.ones((300, 300), dtype=np.float32),
@@ -174,15 +180,39 @@ def test_bad_inputs_give_an_error_alert(view, fits_bytes, case, message):
         buf = io.BytesIO()
         hdu.writeto(buf)
         data = buf.getvalue()
-    elif case == "outside":
-        view.cluster.value = "NGC 4590"
     if case != "nothing":
         upload(view, data, name=f"{case}.fits")
+    if case == "outside":
+        view.cluster = "NGC 4590"
     view.predict()
     assert view.status.alert_type == "danger"
     assert message in view.status.object, view.status.object
     assert "Traceback" not in view.status.object
     assert not view.verdict.visible and view.result is None
+    # the previous prediction is gone: no maps, no numbers under the error
+    assert np.isnan(view.mass_src.data["image"][0]).all() and view.numbers.object == ""
+    assert "=..." not in view.status.object and "=True" not in view.status.object
+
+
+def test_an_error_clears_the_previous_prediction(view, fits_bytes):
+    upload(view, fits_bytes)
+    view.predict()
+    assert view.status.alert_type == "success" and view.numbers.object
+    view.mode = "RA / Dec"  # and no coordinates entered
+    view.predict()
+    assert view.status.alert_type == "danger" and "enter both RA and Dec" in view.status.object
+    assert view.result is None and view.numbers.object == "" and not view.verdict.visible
+    assert np.isnan(view.flux_src.data["image"][0]).all()
+
+
+def test_messages_use_the_dashboards_words():
+    from app.views.observe import dashboard_words
+
+    said = dashboard_words("BUNIT = 'count/s' is a count rate; pass the zero point for 1 count/s "
+                           "explicitly (zero_point=...), header zero points refer to counts")
+    assert "zero_point" not in said and "Zero point field" in said
+    assert "training_luminosity_range" not in dashboard_words(
+        "the model records no training_luminosity_range; using the paper's range")
 
 
 def test_panel_builds(view):

@@ -91,16 +91,18 @@ def test_residual_panel_fig5(ds, pred):
     assert isinstance(main, hv.Overlay)
     img, one = main.get(0), main.get(1)
     assert isinstance(img, hv.Image) and isinstance(one, hv.Curve)
-    assert [d.name for d in img.kdims] == ["true", "pred"]
+    assert [d.label for d in img.kdims] == ["true log10 mass per pixel",
+                                           "predicted log10 mass per pixel"]
     assert img.dimension_values("count", flat=False).shape == st.histogram.shape
     mu, xi = items[0], items[3]
-    assert mu.get(2).kdims[0].name == "pred" and xi.get(2).kdims[0].name == "true"
+    assert mu.get(2).kdims[0].name.startswith("predicted ")
+    assert xi.get(2).kdims[0].name.startswith("true ")
     assert mu.get(2).opts.get().kwargs.get("invert_axes") is True
     figs = figures(lay)
     assert len(figs) == 3
     by_title = {f.title.text: f for f in figs}
     fmain = by_title[""]
-    fmu, fxi = by_title["mu = P(r | predicted)"], by_title["xi = P(r | true)"]
+    fmu, fxi = by_title["μ: r per predicted bin"], by_title["ξ: r per true bin"]
     assert fmain.y_range is fmu.y_range  # mu shares the predicted axis
     assert fmain.x_range is fxi.x_range  # xi shares the true axis
     assert len(glyphs(fmain, BkImage)) == 1
@@ -113,7 +115,11 @@ def test_totals_and_age_panels(ds, pred):
     sl = ev.residual_statistics(np.log10(tot.ml_true), np.log10(tot.ml_pred))
     lay = plots.totals_panels(sm, sl)
     assert len(lay) == 8
-    assert len(figures(lay)) == 6
+    figs = figures(lay)
+    assert len(figs) == 6
+    # Fig. 6: mass and M/L panels have their own axes (the mass range is not squashed by M/L's)
+    mains = [f for f in figs if f.title.text in ("total mass", "total M/L")]
+    assert len(mains) == 2 and mains[0].x_range is not mains[1].x_range
     age = ev.residual_statistics(ds.time.values, ds.time.values + 0.3, kind="linear",
                                  units="Gyr", quantity="age")
     fig8 = plots.residual_panel(age, statistic="mae")
