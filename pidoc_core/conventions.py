@@ -21,6 +21,8 @@ __all__ = [
     "LOG_FLUX_FLOOR",
     "LOG_MASS_FLOOR",
     "UNITS",
+    "LOG10_4PI",
+    "log_luminosity_per_pixel",
 ]
 
 #: Pixels along each side of a map.
@@ -53,3 +55,31 @@ UNITS = {
     "x": "arcsec",
     "y": "arcsec",
 }
+
+
+#: ``log10(4 pi)``: L = 4 pi d^2 F turns a flux (Lsun kpc^-2) at d (kpc) into a luminosity (Lsun).
+LOG10_4PI = math.log10(4.0 * math.pi)
+
+
+def log_luminosity_per_pixel(log_flux, distance_kpc):
+    """log10 V-band luminosity per pixel, log10(Lsun), from log10 flux and distance.
+
+    Flux per pixel is a surface brightness (independent of distance); the luminosity of a pixel
+    grows with its physical area: log L = log F + log 4 pi + 2 log d. The distance-aware mass
+    network predicts log10(M/L_V) per pixel and adds this.
+
+    Parameters
+    ----------
+    log_flux : array_like
+        log10 flux per pixel, log10(Lsun kpc^-2).
+    distance_kpc : array_like
+        Distance, kpc, broadcastable against ``log_flux`` (e.g. shape ``(n, 1, 1)``).
+
+    Examples
+    --------
+    >>> round(float(log_luminosity_per_pixel(-LOG10_4PI - 2.0, 10.0)), 12)
+    0.0
+    """
+    import numpy as np
+
+    return np.asarray(log_flux) + LOG10_4PI + 2.0 * np.log10(np.asarray(distance_kpc, float))

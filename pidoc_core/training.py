@@ -57,7 +57,7 @@ import numpy as np
 
 from . import networks
 from ._atomic import atomic_path
-from .model import PiDOC
+from .model import PiDOC, open_model
 
 __all__ = [
     "KINDS",
@@ -70,6 +70,7 @@ __all__ = [
     "TrainingError",
     "TrainingResult",
     "ArrayBatches",
+    "array_pipeline",
     "fit",
     "latest_checkpoint",
     "read_checkpoint_metadata",
@@ -77,12 +78,21 @@ __all__ = [
     "run_train",
 ]
 
-#: The two networks: kind -> builder of :mod:`pidoc_core.networks`.
-KINDS = {"mass": "build_encoder_decoder", "age-distance": "build_age_distance_cnn"}
-#: Adam learning rates of the paper (Sect. 3.1.1 and 3.1.2).
-PAPER_LEARNING_RATES = {"mass": 10**-2.5, "age-distance": 1e-4}
+#: The networks: kind -> default builder of :mod:`pidoc_core.networks`. ``'mass'`` is the
+#: paper's flux-only mass network, ``'mass-ml'`` the distance-aware one (flux + log10 distance ->
+#: log10 M/L_V per pixel), ``'age-distance'`` the CNN.
+KINDS = {"mass": "build_encoder_decoder", "mass-ml": "build_mass_unet",
+         "age-distance": "build_age_distance_cnn"}
+#: Builders each kind may use: the paper's network and π-DOC Explorer's CPU recipe.
+BUILDERS = {"mass": ("build_encoder_decoder", "build_mass_unet"),
+            "mass-ml": ("build_mass_unet",),
+            "age-distance": ("build_age_distance_cnn", "build_age_distance_net")}
+#: Adam learning rates of the paper (Sect. 3.1.1 and 3.1.2); 10^-3 for the distance-aware net.
+PAPER_LEARNING_RATES = {"mass": 10**-2.5, "mass-ml": 1e-3, "age-distance": 1e-4}
 #: Losses of the paper: perceptual (Appendix A) for the mass maps, MSE for distance and age.
-PAPER_LOSSES = {"mass": "perceptual", "age-distance": "mse"}
+PAPER_LOSSES = {"mass": "perceptual", "mass-ml": "mse", "age-distance": "mse"}
+#: Learning-rate schedules of :func:`fit`.
+LR_SCHEDULES = ("constant", "cosine")
 #: Keys of the caller's data provenance that are copied into the exported model's provenance.
 _PREDICTION_PROVENANCE = ("training_mass_to_light", "training_grid")
 #: Sub-directories and files of ``out_dir``.
@@ -91,7 +101,7 @@ CSV_NAME = "training_log.csv"
 LOG_DIR = "logs"
 EXPORT_DIR = "model"
 
-_ROLES = {"mass": "mass", "age-distance": "age_distance"}
+_ROLES = {"mass": "mass", "mass-ml": "mass_ml", "age-distance": "age_distance"}
 _CKPT_FORMAT = "pidoc-training-checkpoint"
 _CKPT_VERSION = 1
 _CKPT_PREFIX = "epoch-"
@@ -218,6 +228,73 @@ class ArrayBatches(keras.utils.PyDataset):
         self.epoch += 1
 
 
+def array_pipeline(x, y, *, batch_size: int, shuffle: bool, seed: int = 0,
+                   first_epoch: int = 0, channel=None):
+    """Batches of in-memory arrays as a ``tf.data.Dataset``, without Python per sample or batch.
+
+    The arrays become tensors once; each batch gathers its samples by index (shuffled for every
+    epoch by ``tf.random.experimental.stateless_shuffle`` with seed ``(seed, epoch)``, so a run
+    resumed at epoch ``e`` sees the batches an uninterrupted one would), casts float16 maps to
+    float32 and appends the per-sample ``channel`` as a constant map. Two batches are prefetched
+    while the network computes.
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        Input maps ``(n, H, W)``, e.g. float16 from :func:`pidoc_core.dataset.load_arrays`.
+    y : numpy.ndarray
+        Targets: maps ``(n, H, W)`` or vectors ``(n, k)``.
+    batch_size : int
+        Samples per batch; the last batch of an epoch may be smaller.
+    shuffle : bool
+        True: an endless sequence of shuffled epochs (pass ``steps_per_epoch``); False: one pass
+        in array order (validation).
+    seed : int
+        Seed of the shuffling.
+    first_epoch : int
+        Epoch of the first batch (a resumed run's completed epochs).
+    channel : numpy.ndarray, optional
+        ``(n,)`` per-sample value appended to the input as a second, constant channel (the
+        standardised log10 distance of the distance-aware mass network).
+
+    Returns
+    -------
+    tf.data.Dataset
+        ``(x (b, H, W, C) float32, y float32)`` batches.
+    """
+    import tensorflow as tf  # noqa: PLC0415
+
+    n = int(len(x))
+    if len(y) != n or (channel is not None and len(channel) != n):
+        raise ValueError(f"x, y (and channel) must hold the same number of samples; got {n}, "
+                         f"{len(y)}" + ("" if channel is None else f", {len(channel)}"))
+    xs = tf.constant(x)
+    ys = tf.constant(y)
+    cs = None if channel is None else tf.constant(np.asarray(channel, np.float32))
+    batch_size = _positive_int("batch_size", batch_size)
+
+    def gather(idx):
+        xb = tf.cast(tf.gather(xs, idx), tf.float32)[..., None]
+        if cs is not None:
+            cb = tf.gather(cs, idx)[:, None, None, None] + tf.zeros_like(xb)
+            xb = tf.concat([xb, cb], axis=-1)
+        yb = tf.cast(tf.gather(ys, idx), tf.float32)
+        return xb, (yb[..., None] if len(y.shape) == 3 else yb)
+
+    def epoch_batches(epoch):
+        idx = tf.range(n, dtype=tf.int64)
+        if shuffle:
+            idx = tf.random.experimental.stateless_shuffle(
+                idx, seed=tf.stack([tf.constant(seed, tf.int64), epoch]))
+        return tf.data.Dataset.from_tensor_slices(idx).batch(batch_size)
+
+    if shuffle:
+        batches = tf.data.Dataset.range(int(first_epoch), 2**62).flat_map(epoch_batches)
+    else:
+        batches = epoch_batches(tf.constant(0, tf.int64))
+    return batches.map(gather, num_parallel_calls=tf.data.AUTOTUNE).prefetch(2)
+
+
 @dataclass
 class _Data:
     source: Any  # what model.fit receives
@@ -238,10 +315,10 @@ def _as_arrays(name, data, kind):
     x, y = (np.asarray(a, dtype=np.float32) for a in data)
     if x.ndim == 3:
         x = x[..., None]
-    if x.ndim != 4 or x.shape[-1] != 1:
+    if x.ndim != 4:
         raise ValueError(
-            f"{name} x must hold flux maps of shape (n, H, W) or (n, H, W, 1); got {x.shape}")
-    if kind == "mass" and y.ndim == 3:
+            f"{name} x must hold flux maps of shape (n, H, W) or (n, H, W, C); got {x.shape}")
+    if kind in ("mass", "mass-ml") and y.ndim == 3:
         y = y[..., None]
     if len(x) != len(y):
         raise ValueError(f"{name} x and y hold different numbers of samples: {len(x)} and "
@@ -563,13 +640,28 @@ def _resolve_architecture(kind, architecture, model, data):
     else:
         raise TypeError(f"architecture must be a dict (builder kwargs or an architecture "
                         f"record), not {type(architecture).__name__}")
-    if spec.get("builder") != builder:
-        raise ValueError(f"a {kind!r} network is built by {builder}, but the architecture "
-                         f"names {spec.get('builder')!r}")
+    if spec.get("builder") not in BUILDERS[kind]:
+        raise ValueError(f"a {kind!r} network is built by one of {list(BUILDERS[kind])}, but "
+                         f"the architecture names {spec.get('builder')!r}")
     kwargs = dict(spec.get("kwargs", {}))
     if model is None and "input_shape" not in kwargs and None not in data.x_shape:
         kwargs["input_shape"] = list(data.x_shape)
-    return {"builder": builder, "kwargs": kwargs}
+    return {"builder": spec["builder"], "kwargs": kwargs}
+
+
+def _learning_rate(learning_rate, schedule, *, epochs, steps_per_epoch):
+    """Adam's learning rate: a float, or a cosine decay over the whole run with a short warm-up
+    (5 % of the steps, at most 300) from 0 to ``learning_rate``, down to 1 % of it at the end."""
+    if schedule == "constant":
+        return learning_rate
+    if steps_per_epoch is None:
+        raise ValueError("lr_schedule='cosine' needs the number of steps per epoch: pass "
+                         "steps_per_epoch= (or array data, whose size gives it)")
+    total = int(epochs) * int(steps_per_epoch)
+    warm = min(300, total // 20)
+    return keras.optimizers.schedules.CosineDecay(
+        0.0, decay_steps=max(total - warm, 1), alpha=0.01, warmup_target=learning_rate,
+        warmup_steps=warm)
 
 
 def _make_loss(kind, loss, *, vgg_weights, seed):
@@ -732,6 +824,7 @@ def fit(
     model: keras.Model | None = None,
     architecture: dict | None = None,
     learning_rate: float | None = None,
+    lr_schedule: str = "constant",
     loss=None,
     vgg_weights: str | os.PathLike | None = None,
     batch_size: int = 32,
@@ -753,10 +846,11 @@ def fit(
 
     Parameters
     ----------
-    kind : {'mass', 'age-distance'}
+    kind : {'mass', 'mass-ml', 'age-distance'}
         ``'mass'``: the encoder-decoder, standardised log10 flux map (H, W, 1) -> standardised
-        log10 mass map (H, W, 1). ``'age-distance'``: the CNN, flux map -> ``(2,)`` standardised
-        ``[distance, age]``.
+        log10 mass map (H, W, 1). ``'mass-ml'``: the distance-aware network, standardised flux
+        and log10 distance (H, W, 2) -> standardised log10 M/L_V per pixel (H, W, 1).
+        ``'age-distance'``: the CNN, flux map -> ``(2,)`` standardised ``[distance, age]``.
     train, validation : (x, y) arrays, keras.utils.PyDataset or tf.data.Dataset
         Standardised data. Arrays: ``x`` of shape (n, H, W) or (n, H, W, 1), ``y`` of shape
         (n, H, W[, 1]) (mass) or (n, 2) (age-distance); they are batched by ``batch_size`` and
@@ -776,7 +870,11 @@ def fit(
         record ``{"builder": ..., "kwargs": ...}``. Default: the paper's network, with
         ``input_shape`` taken from the data.
     learning_rate : float, optional
-        Adam learning rate; default the paper's (10^-2.5 for 'mass', 10^-4 for 'age-distance').
+        Adam learning rate; default the paper's (10^-2.5 for 'mass', 10^-4 for 'age-distance';
+        10^-3 for 'mass-ml'); with a schedule, its peak.
+    lr_schedule : {'constant', 'cosine'}
+        'cosine': a short linear warm-up, then a cosine decay to 1 % over ``epochs`` (the total
+        of the run, so a resumed run continues the same schedule).
     loss : {'perceptual', 'mse'} or keras.losses.Loss, optional
         Default the paper's: 'perceptual' (VGG16 features, Appendix A) for 'mass', 'mse' for
         'age-distance'.
@@ -861,9 +959,13 @@ def fit(
         raise TypeError(f"provenance must be a dict, not {type(provenance).__name__}")
     out_dir = Path(out_dir)
 
+    if lr_schedule not in LR_SCHEDULES:
+        raise ValueError(f"lr_schedule must be one of {list(LR_SCHEDULES)}, got {lr_schedule!r}")
     train_data = _as_data("train", train, kind, batch_size=batch_size, shuffle=True, seed=seed)
     if train_data is None:
         raise ValueError("train data are required")
+    steps = steps_per_epoch or (math.ceil(train_data.n_samples / batch_size)
+                                if train_data.n_samples else None)
     val_data = _as_data("validation", validation, kind, batch_size=batch_size, shuffle=False,
                         seed=seed)
     spec = _resolve_architecture(kind, architecture, model, train_data)
@@ -894,7 +996,8 @@ def fit(
     with scope():
         loss_obj, loss_desc = _make_loss(kind, loss, vgg_weights=vgg_weights, seed=seed)
         train_model.compile(
-            optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
+            optimizer=keras.optimizers.Adam(learning_rate=_learning_rate(
+                learning_rate, lr_schedule, epochs=epochs, steps_per_epoch=steps)),
             loss=loss_obj,
             metrics=[keras.metrics.MeanSquaredError(name="mse"), networks.R2Score(name="r2")],
         )
@@ -907,6 +1010,7 @@ def fit(
         "architecture": spec,
         "loss": {k: loss_desc[k] for k in ("name", "class")},
         "learning_rate": learning_rate,
+        "lr_schedule": lr_schedule,
         "mixed_precision": bool(mixed_precision),
         "rng": {
             "seed": seed,
@@ -933,8 +1037,10 @@ def fit(
     es_state = None
     previously_stopped = False
     if ckpt_meta is not None:
-        for key in ("kind", "architecture", "loss", "learning_rate", "mixed_precision"):
-            if not _same(ckpt_meta.get(key), meta[key]):
+        for key in ("kind", "architecture", "loss", "learning_rate", "mixed_precision",
+                    "lr_schedule"):
+            if not _same(ckpt_meta.get(key, "constant" if key == "lr_schedule" else None),
+                         meta[key]):
                 raise TrainingError(
                     f"{ckpt_path} was written by a run with {key}={ckpt_meta.get(key)!r}, this "
                     f"run has {key}={meta[key]!r}: pass the same settings to resume, or "
@@ -1021,9 +1127,10 @@ def fit(
         "network": _ROLES[kind],
         "loss": loss_desc,
         "vgg_source": loss_desc.get("vgg_source"),
-        "optimizer": {"name": "Adam", "learning_rate": learning_rate},
+        "optimizer": {"name": "Adam", "learning_rate": learning_rate,
+                      "schedule": lr_schedule},
         "metrics": ["mse", "r2 (paper eq. 1)"],
-        "batch_size": (batch_size if train_data.kind == "arrays"
+        "batch_size": (batch_size if train_data.kind in ("arrays", "tf.data")
                        else getattr(train_data.source, "batch_size", None)),
         "steps_per_epoch": steps_per_epoch,
         "epochs_requested": epochs,
@@ -1126,6 +1233,12 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
                         help="auto: MirroredStrategy when several GPUs are visible")
     parser.add_argument("--vgg-weights", default=None,
                         help="ImageNet VGG16 'notop' .h5 for the perceptual loss")
+    parser.add_argument("--builder", default=None,
+                        choices=sorted({b for v in BUILDERS.values() for b in v}),
+                        help="network builder (default: the paper's network for mass and "
+                             "age-distance, build_mass_unet for mass-ml)")
+    parser.add_argument("--lr-schedule", default="constant", choices=LR_SCHEDULES,
+                        help="constant (the paper) or cosine decay over --epochs with warm-up")
     parser.add_argument("--loss", default=None, choices=("perceptual", "mse"),
                         help="default: the paper's (perceptual for mass, MSE for age-distance)")
     parser.add_argument("--init-from", default=None,
@@ -1139,6 +1252,11 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     return parser
 
 
+#: kind -> (input maps, target, extra constant input channel) of dataset.load_arrays.
+_ARRAY_ROLES = {"mass": ("flux", "mass", None), "mass-ml": ("flux", "ml", "log_distance"),
+                "age-distance": ("flux", "distance_age", None)}
+
+
 @dataclass(frozen=True)
 class _Start:
     network: Any
@@ -1147,16 +1265,15 @@ class _Start:
 
 def _initial_network(path, kind) -> _Start:
     """The network of ``kind`` and its standardisation from a saved model or a v0.1 release."""
-    directory = Path(path)
-    if (directory / "manifest.json").is_file():
-        start = PiDOC.load(directory)
-    else:
-        start = PiDOC.from_v01(directory)
-    network = start.mass_network if kind == "mass" else start.age_distance_network
+    start = open_model(path)
+    network = getattr(start, f"{_ROLES[kind]}_network")
     if network is None:
         raise TrainingError(f"--init-from {path}: holds no {kind} network")
-    keys = (("flux_mean", "flux_std", "mass_mean", "mass_std") if kind == "mass" else
-            ("flux_mean", "flux_std", "distance_age_mean", "distance_age_std"))
+    keys = {"mass": ("flux_mean", "flux_std", "mass_mean", "mass_std"),
+            "mass-ml": ("flux_mean", "flux_std", "ml_mean", "ml_std", "log_distance_mean",
+                        "log_distance_std"),
+            "age-distance": ("flux_mean", "flux_std", "distance_age_mean",
+                             "distance_age_std")}[kind]
     return _Start(network, {k: start.standardisation.get(k) for k in keys})
 
 
@@ -1202,7 +1319,6 @@ def run_train(args) -> int:
     train_ds = dsmod.open_dataset(train_path)
     val_ds = None if val_path is None else dsmod.open_dataset(val_path)
     consts = dsmod.standardisation(train_ds)
-    target = "mass" if args.kind == "mass" else "age_distance"
     init_model = None
     if getattr(args, "init_from", None):
         start = _initial_network(args.init_from, args.kind)
@@ -1211,9 +1327,27 @@ def run_train(args) -> int:
         consts = {**consts, **{k: v for k, v in start.standardisation.items()
                                if v is not None}}
 
-    def stream(ds, shuffle):
-        return dsmod.batch_stream(ds, standardisation=consts, target=target,
-                                  batch_size=args.batch_size, shuffle=shuffle, seed=args.seed)
+    if getattr(args, "flux_standardisation_from", None):
+        source = Path(args.flux_standardisation_from)
+        ref = open_model(source)
+        consts = {**consts, "flux_mean": ref.standardisation["flux_mean"],
+                  "flux_std": ref.standardisation["flux_std"]}
+    first_epoch = 0
+    if args.resume and latest_checkpoint(out) is not None:
+        first_epoch = int(read_checkpoint_metadata(latest_checkpoint(out))["epoch"])
+    x_name, y_name, channel = _ARRAY_ROLES[args.kind]
+    needed = [x_name, y_name] + ([channel] if channel else [])
+
+    def pipeline(ds, shuffle):
+        arrays = dsmod.load_arrays(ds, standardisation=consts, targets=needed)
+        data = array_pipeline(arrays[x_name], arrays[y_name], batch_size=args.batch_size,
+                              shuffle=shuffle, seed=args.seed, first_epoch=first_epoch,
+                              channel=None if channel is None else arrays[channel])
+        return data, arrays
+
+    train_data, train_arrays = pipeline(train_ds, True)
+    val_data = None if val_ds is None else pipeline(val_ds, False)[0]
+    steps = args.steps_per_epoch or math.ceil(len(train_arrays[x_name]) / args.batch_size)
 
     provenance = {"train": str(train_path.resolve()),
                   "validation": None if val_path is None else str(val_path.resolve())}
@@ -1221,11 +1355,6 @@ def run_train(args) -> int:
         if p is not None and hasattr(dsmod, "dataset_info"):
             info = dsmod.dataset_info(p)
             provenance[role] = json.loads(json.dumps(info, default=str))
-    if getattr(args, "flux_standardisation_from", None):
-        source = Path(args.flux_standardisation_from)
-        ref = PiDOC.load(source) if (source / "manifest.json").is_file() else PiDOC.from_v01(source)
-        consts = {**consts, "flux_mean": ref.standardisation["flux_mean"],
-                  "flux_std": ref.standardisation["flux_std"]}
     if getattr(args, "init_from", None):
         provenance["initialised_from"] = str(Path(args.init_from).resolve())
     # the constant-M/L baseline (evaluation, dashboard) and the range checks need these
@@ -1233,24 +1362,29 @@ def run_train(args) -> int:
 
     provenance["training_mass_to_light"] = float(training_mass_to_light(train_ds))
     provenance["training_grid"] = _training_grid(train_ds)
-    architecture = None
+    builder = getattr(args, "builder", None) or KINDS[args.kind]
+    architecture = {"builder": builder, "kwargs": {}}
     if args.filters:
-        architecture = {"filters": list(args.filters)}
-        if args.kind == "mass":  # the paper's bottleneck has the filters of the last level
-            architecture["bottleneck_filters"] = int(args.filters[-1])
+        architecture["kwargs"]["filters"] = list(args.filters)
+        if builder == "build_encoder_decoder":  # the paper's bottleneck: the last level's
+            architecture["kwargs"]["bottleneck_filters"] = int(args.filters[-1])
+    if init_model is None:
+        architecture["kwargs"]["input_shape"] = [*train_arrays[x_name].shape[1:],
+                                                 1 if channel is None else 2]
     result = fit(
         args.kind,
-        stream(train_ds, True),
-        None if val_ds is None else stream(val_ds, False),
+        train_data,
+        val_data,
         out_dir=out,
         epochs=args.epochs,
         model=init_model,
         architecture=None if init_model is not None else architecture,
         learning_rate=args.learning_rate,
+        lr_schedule=getattr(args, "lr_schedule", "constant"),
         loss=getattr(args, "loss", None),
         vgg_weights=args.vgg_weights,
         batch_size=args.batch_size,
-        steps_per_epoch=args.steps_per_epoch,
+        steps_per_epoch=steps,
         patience=args.patience,
         resume=args.resume,
         mixed_precision=args.mixed_precision,

@@ -392,8 +392,10 @@ def test_bad_arguments_raise_clear_errors(tmp_path):
 
 def test_paper_defaults():
     assert training.PAPER_LEARNING_RATES == {"mass": pytest.approx(10**-2.5),
+                                             "mass-ml": pytest.approx(1e-3),
                                              "age-distance": pytest.approx(1e-4)}
-    assert training.PAPER_LOSSES == {"mass": "perceptual", "age-distance": "mse"}
+    assert training.PAPER_LOSSES == {"mass": "perceptual", "mass-ml": "mse",
+                                     "age-distance": "mse"}
     loss, desc = training._make_loss("age-distance", None, vgg_weights=None, seed=0)
     assert isinstance(loss, keras.losses.MeanSquaredError) and desc["name"] == "mse"
 
@@ -443,3 +445,77 @@ def test_run_train_on_a_dataset_directory(tmp_path, capsys):
     assert "model:" in capsys.readouterr().out
     with pytest.raises(SystemExit, match="--resume"):
         training.run_train(args)
+
+
+def _tiny_splits(tmp_path):
+    from pidoc_core import dataset as D
+
+    from .test_dataset import PlummerRun
+
+    runs = {name: PlummerRun(name, scale, n_stars=400, times=(1.0, 2.0, 3.0))
+            for name, scale in zip((*D.PAPER_TRAIN_RUNS, D.PAPER_TEST_RUN), (1.0, 2.0, 1.5))}
+    plans = D.paper_splits(runs, n_train=16, n_val=8, n_test=4, seed=3, order="snapshot")
+    plans = {k: v for k, v in plans.items() if k in ("train", "val")}
+    D.build_splits(plans, runs, tmp_path / "data", chunk_size=4, progress=False,
+                   imager_options={"fov_arcsec": 8.0})
+    return tmp_path / "data"
+
+
+def test_distance_aware_network_trains_from_memory_and_predicts_mass_from_ml(tmp_path):
+    """`pidoc train mass-ml`: flux + log d -> log M/L per pixel; mass = M/L x 4 pi d^2 F."""
+    import argparse
+
+    from pidoc_core import dataset as D
+    from pidoc_core.conventions import log_luminosity_per_pixel
+    from pidoc_core.model import PiDOC
+
+    data = _tiny_splits(tmp_path)
+    parser = training.add_train_arguments(argparse.ArgumentParser())
+    args = parser.parse_args(["mass-ml", "--dataset", str(data), "--out", str(tmp_path / "run"),
+                              "--epochs", "2", "--filters", "4", "8", "--batch-size", "4",
+                              "--lr-schedule", "cosine", "--verbose", "0"])
+    assert training.run_train(args) == 0
+    model = PiDOC.load(tmp_path / "run" / training.EXPORT_DIR)
+    assert model.has_distance_aware_mass and not model.has_flux_only_mass
+    assert model.mass_ml_network.input_shape[1:] == (32, 32, 2)
+    manifest = json.loads((tmp_path / "run" / training.EXPORT_DIR / "manifest.json").read_text())
+    assert manifest["training"]["optimizer"]["schedule"] == "cosine"
+    assert manifest["training"]["epochs_completed"] == 2
+    ds = D.open_dataset(data / "val.zarr")
+    flux = ds.flux.values[:3]
+    d = ds.distance.values[:3]
+    out = model.predict(flux, distance_kpc=d)
+    assert out.attrs["mass_network"] == "distance-aware"
+    assert out.attrs["distance_source"] == "given"
+    logl = log_luminosity_per_pixel(flux, d[:, None, None])
+    np.testing.assert_allclose(out.mass.values, out.ml.values + logl, atol=1e-4)
+    # the same maps 4x farther: same flux, 16x the luminosity per pixel -> M/L input differs
+    far = model.predict(flux, distance_kpc=4 * d)
+    assert not np.allclose(far.ml.values, out.ml.values)
+    from pidoc_core.model.spec import ModelError
+
+    with pytest.raises(ModelError, match="needs a distance: give distance_kpc"):
+        model.predict(flux, mass_network="distance-aware")
+    with pytest.raises(ModelError, match="distance_kpc must be positive and finite"):
+        model.predict(flux, distance_kpc=-1.0)
+
+
+def test_array_pipeline_shuffles_each_epoch_reproducibly_and_adds_the_channel():
+    x = np.arange(10 * 4 * 4, dtype=np.float16).reshape(10, 4, 4)
+    y = np.arange(20, dtype=np.float32).reshape(10, 2)
+    ds = training.array_pipeline(x, y, batch_size=4, shuffle=True, seed=1, channel=np.arange(10))
+    batches = list(ds.take(6))
+    first, second = (np.concatenate([b[1].numpy()[:, 0] for b in batches[i:i + 3]])
+                     for i in (0, 3))
+    assert sorted(first // 2) == list(range(10)) == sorted(second // 2)  # whole epochs
+    assert not np.array_equal(first, second)  # reshuffled
+    xb, yb = batches[0]
+    assert xb.shape == (4, 4, 4, 2) and xb.dtype.name == "float32"
+    # channel 1 is the sample's value everywhere; channel 0 its map
+    idx = (yb.numpy()[:, 0] // 2).astype(int)
+    np.testing.assert_array_equal(xb.numpy()[:, :, :, 1], np.broadcast_to(
+        idx[:, None, None].astype(np.float32), (4, 4, 4)))
+    np.testing.assert_array_equal(xb.numpy()[..., 0], x[idx].astype(np.float32))
+    resumed = training.array_pipeline(x, y, batch_size=4, shuffle=True, seed=1, first_epoch=1)
+    again = np.concatenate([b[1].numpy()[:, 0] for b in resumed.take(3)])
+    np.testing.assert_array_equal(again, second)

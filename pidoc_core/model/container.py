@@ -31,15 +31,21 @@ class PiDOC(Predictor, SavedModelIO, V01Import):
     Parameters
     ----------
     mass_network : keras.Model, optional
-        Standardised log10 flux ``(n, H, W, 1)`` -> standardised log10 mass ``(n, H, W, 1)``.
+        The paper's flux-only network: standardised log10 flux ``(n, H, W, 1)`` -> standardised
+        log10 mass ``(n, H, W, 1)``.
+    mass_ml_network : keras.Model, optional
+        The distance-aware network: standardised log10 flux and a constant map of the
+        standardised log10 distance ``(n, H, W, 2)`` -> standardised log10 M/L_V per pixel
+        ``(n, H, W, 1)``; mass = M/L_V x L with L = 4 pi d^2 F per pixel.
     age_distance_network : keras.Model, optional
         Standardised log10 flux ``(n, H, W, 1)`` -> ``(n, 2)`` standardised ``[distance, age]``.
     standardisation : dict
         ``flux_mean``, ``flux_std`` (log10 Lsun kpc^-2); ``mass_mean``, ``mass_std`` (log10 Msun,
         needed with a mass network); ``distance_age_mean``, ``distance_age_std`` (needed with an
         age/distance network): a scalar applied to both outputs (v0.1) or ``[distance (kpc),
-        age (Gyr)]`` pairs.
-    mass_architecture, age_distance_architecture : dict, optional
+        age (Gyr)]`` pairs; ``ml_mean``, ``ml_std`` (log10 Msun/Lsun) and
+        ``log_distance_mean``, ``log_distance_std`` (log10 kpc) with a distance-aware network.
+    mass_architecture, mass_ml_architecture, age_distance_architecture : dict, optional
         Builder records ``{"builder": ..., "kwargs": ...}``; taken from models made by
         :mod:`pidoc_core.networks` builders when not given. Needed by :meth:`save`.
     provenance : dict, optional
@@ -64,18 +70,24 @@ class PiDOC(Predictor, SavedModelIO, V01Import):
         self,
         *,
         mass_network: keras.Model | None = None,
+        mass_ml_network: keras.Model | None = None,
         age_distance_network: keras.Model | None = None,
         standardisation: dict,
         mass_architecture: dict | None = None,
+        mass_ml_architecture: dict | None = None,
         age_distance_architecture: dict | None = None,
         provenance: dict | None = None,
     ):
-        if mass_network is None and age_distance_network is None:
+        if mass_network is None and mass_ml_network is None and age_distance_network is None:
             raise ModelError("a PiDOC needs a mass network, an age/distance network or both")
         self.mass_network = mass_network
+        self.mass_ml_network = mass_ml_network
         self.age_distance_network = age_distance_network
         self.mass_architecture = mass_architecture or (
             networks.architecture_of(mass_network) if mass_network is not None else None
+        )
+        self.mass_ml_architecture = mass_ml_architecture or (
+            networks.architecture_of(mass_ml_network) if mass_ml_network is not None else None
         )
         self.age_distance_architecture = age_distance_architecture or (
             networks.architecture_of(age_distance_network)
@@ -89,6 +101,12 @@ class PiDOC(Predictor, SavedModelIO, V01Import):
             for net in (mass_network, age_distance_network)
             if net is not None
         }
+        if mass_ml_network is not None:
+            ml_shape = tuple(mass_ml_network.input_shape[1:])
+            if len(ml_shape) != 3 or ml_shape[-1] != 2:
+                raise ModelError(f"the distance-aware network must take (H, W, 2) maps (flux, "
+                                 f"log10 distance), not {ml_shape}")
+            shapes.add((*ml_shape[:2], 1))
         if len(shapes) != 1:
             raise ModelError(f"the networks take different input shapes: {sorted(shapes)}")
         (shape,) = shapes
@@ -116,6 +134,8 @@ class PiDOC(Predictor, SavedModelIO, V01Import):
         needed = ["flux_mean", "flux_std"]
         if self.mass_network is not None:
             needed += ["mass_mean", "mass_std"]
+        if self.mass_ml_network is not None:
+            needed += ["ml_mean", "ml_std", "log_distance_mean", "log_distance_std"]
         if self.age_distance_network is not None:
             needed += ["distance_age_mean", "distance_age_std"]
         missing = [k for k in needed if s.get(k) is None]
@@ -126,7 +146,7 @@ class PiDOC(Predictor, SavedModelIO, V01Import):
             if s.get(key) is None:
                 continue
             value = as_float_or_pair(key, s[key])
-            if key.startswith(("flux", "mass")) and isinstance(value, list):
+            if key.startswith(("flux", "mass", "ml", "log_distance")) and isinstance(value, list):
                 raise ModelError(f"standardisation {key} must be a scalar, got {s[key]!r}")
             out[key] = value
         return out
@@ -135,8 +155,18 @@ class PiDOC(Predictor, SavedModelIO, V01Import):
 
     @property
     def has_mass(self) -> bool:
-        """Whether a mass network is present."""
+        """Whether a mass network (flux-only or distance-aware) is present."""
+        return self.mass_network is not None or self.mass_ml_network is not None
+
+    @property
+    def has_flux_only_mass(self) -> bool:
+        """Whether the paper's flux-only mass network is present."""
         return self.mass_network is not None
+
+    @property
+    def has_distance_aware_mass(self) -> bool:
+        """Whether the distance-aware (M/L) mass network is present."""
+        return self.mass_ml_network is not None
 
     @property
     def has_age_distance(self) -> bool:
@@ -145,6 +175,7 @@ class PiDOC(Predictor, SavedModelIO, V01Import):
 
     def __repr__(self):
         nets = [n for n, net in (("mass", self.mass_network),
+                                 ("distance-aware mass", self.mass_ml_network),
                                  ("age/distance", self.age_distance_network)) if net is not None]
         source = self.provenance.get("source", "unknown source")
         return f"PiDOC({' + '.join(nets)}, maps {self.map_shape}, {source})"
@@ -189,43 +220,64 @@ class PiDOC(Predictor, SavedModelIO, V01Import):
         )
 
     @classmethod
-    def combine(cls, *, mass: "PiDOC", age_distance: "PiDOC") -> "PiDOC":
-        """One model from a mass network and an age/distance network trained separately.
+    def combine(cls, *, mass: "PiDOC | None" = None, age_distance: "PiDOC",
+                mass_ml: "PiDOC | None" = None, provenance: dict | None = None) -> "PiDOC":
+        """One model from networks trained separately.
 
         Parameters
         ----------
-        mass, age_distance : PiDOC
-            Models holding the mass network and the age/distance network; both must standardise
-            the input flux maps identically (train with ``--flux-standardisation-from``).
+        mass : PiDOC, optional
+            A model holding the flux-only mass network.
+        age_distance : PiDOC
+            A model holding the age/distance network.
+        mass_ml : PiDOC, optional
+            A model holding the distance-aware mass network.
+        provenance : dict, optional
+            More provenance entries of the combined model (e.g. interval calibration).
+
+        All must standardise the input flux maps identically (train with
+        ``--flux-standardisation-from``).
 
         Raises
         ------
         ModelError
             If a network is missing or the flux standardisations differ.
         """
-        if mass.mass_network is None:
+        if mass is None and mass_ml is None:
+            raise ModelError("combine: give a 'mass' or a 'mass_ml' model")
+        if mass is not None and mass.mass_network is None:
             raise ModelError("combine: the 'mass' model has no mass network")
+        if mass_ml is not None and mass_ml.mass_ml_network is None:
+            raise ModelError("combine: the 'mass_ml' model has no distance-aware mass network")
         if age_distance.age_distance_network is None:
             raise ModelError("combine: the 'age_distance' model has no age/distance network")
-        for key in ("flux_mean", "flux_std"):
-            a, b = mass.standardisation[key], age_distance.standardisation[key]
-            if not np.isclose(a, b, rtol=1e-6, atol=0.0):
-                raise ModelError(f"combine: the networks standardise flux differently ({key} "
-                                 f"{a!r} vs {b!r}); retrain one with --flux-standardisation-from")
-        standardisation = {k: v for k, v in mass.standardisation.items()
-                           if k.startswith(("flux", "mass"))}
-        standardisation.update({k: v for k, v in age_distance.standardisation.items()
-                                if k.startswith("distance_age")})
-        provenance = {**age_distance.provenance, **mass.provenance,
-                      "mass_network": dict(mass.provenance),
-                      "age_distance_network": dict(age_distance.provenance)}
-        provenance.pop("loaded_from", None)
-        return cls(mass_network=mass.mass_network,
+        parts = {"mass": mass, "mass_ml": mass_ml, "age_distance": age_distance}
+        parts = {k: v for k, v in parts.items() if v is not None}
+        for name, part in parts.items():
+            for key in ("flux_mean", "flux_std"):
+                a, b = part.standardisation[key], age_distance.standardisation[key]
+                if not np.isclose(a, b, rtol=1e-6, atol=0.0):
+                    raise ModelError(f"combine: the networks standardise flux differently ({key}"
+                                     f" {a!r} vs {b!r}); retrain one with "
+                                     "--flux-standardisation-from")
+        prefixes = {"mass": ("flux", "mass"), "mass_ml": ("ml", "log_distance"),
+                    "age_distance": ("flux", "distance_age")}
+        standardisation, merged = {}, {}
+        for name, part in parts.items():
+            standardisation.update({k: v for k, v in part.standardisation.items()
+                                    if k.startswith(prefixes[name])})
+            merged.update(part.provenance)
+            merged[f"{name}_network"] = dict(part.provenance)
+        merged.update(provenance or {})
+        merged.pop("loaded_from", None)
+        return cls(mass_network=None if mass is None else mass.mass_network,
+                   mass_ml_network=None if mass_ml is None else mass_ml.mass_ml_network,
                    age_distance_network=age_distance.age_distance_network,
                    standardisation=standardisation,
-                   mass_architecture=mass.mass_architecture,
+                   mass_architecture=None if mass is None else mass.mass_architecture,
+                   mass_ml_architecture=None if mass_ml is None else mass_ml.mass_ml_architecture,
                    age_distance_architecture=age_distance.age_distance_architecture,
-                   provenance=provenance)
+                   provenance=merged)
 
 
 

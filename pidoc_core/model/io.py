@@ -39,7 +39,8 @@ DEFAULT_WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights" / "pidoc"
 
 _FORMAT = "pidoc-weights"
 _FORMAT_VERSION = 1
-_FILES = {"mass": "mass.weights.h5", "age_distance": "age_distance.weights.h5"}
+_FILES = {"mass": "mass.weights.h5", "mass_ml": "mass_ml.weights.h5",
+          "age_distance": "age_distance.weights.h5"}
 
 
 def sha256(path: Path) -> str:
@@ -167,8 +168,10 @@ class SavedModelIO:
         provenance["loaded_from"] = str(directory)
         return cls(
             mass_network=nets.get("mass", (None, None))[0],
+            mass_ml_network=nets.get("mass_ml", (None, None))[0],
             age_distance_network=nets.get("age_distance", (None, None))[0],
             mass_architecture=nets.get("mass", (None, None))[1],
+            mass_ml_architecture=nets.get("mass_ml", (None, None))[1],
             age_distance_architecture=nets.get("age_distance", (None, None))[1],
             standardisation=manifest.get("standardisation", {}),
             provenance=provenance,
@@ -179,6 +182,7 @@ class SavedModelIO:
         nets = {}
         for role, net, arch in (
             ("mass", self.mass_network, self.mass_architecture),
+            ("mass_ml", self.mass_ml_network, self.mass_ml_architecture),
             ("age_distance", self.age_distance_network, self.age_distance_architecture),
         ):
             if net is None:
@@ -191,10 +195,18 @@ class SavedModelIO:
             nets[role] = {"file": _FILES[role], "architecture": arch,
                           "parameters": int(net.count_params())}
         outputs = {}
-        if self.has_mass:
+        if self.has_flux_only_mass:
             outputs["mass"] = {
                 "dims": ["sample", "y", "x"], "units": OUTPUT_UNITS["mass"],
                 "network_output": "(log10 M - mass_mean) / mass_std per pixel",
+            }
+        if self.has_distance_aware_mass:
+            outputs["ml"] = {
+                "dims": ["sample", "y", "x"], "units": OUTPUT_UNITS["ml"],
+                "network_input": "[(log10 F - flux_mean) / flux_std, (log10 d - "
+                                 "log_distance_mean) / log_distance_std] (d in kpc)",
+                "network_output": "(log10 M/L_V - ml_mean) / ml_std per pixel; log10 M = "
+                                  "log10 M/L_V + log10 F + log10(4 pi) + 2 log10 d",
             }
         if self.has_age_distance:
             outputs["distance_age"] = {
@@ -266,6 +278,7 @@ class SavedModelIO:
         try:
             files = {}
             for role, net in (("mass", self.mass_network),
+                              ("mass_ml", self.mass_ml_network),
                               ("age_distance", self.age_distance_network)):
                 if net is None:
                     continue

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
+from ..conventions import log_luminosity_per_pixel
 from .spec import OUTPUT_UNITS, OUTPUTS, ModelError
 
 __all__ = ["Predictor"]
@@ -98,7 +99,47 @@ class Predictor:
                 out.append(np.asarray(net.predict_on_batch(chunk)))
         return np.concatenate(out, axis=0)
 
-    def predict(self, flux, *, batch_size: int = 32) -> xr.Dataset:
+    #: Choices of :meth:`predict`'s ``mass_network``.
+    MASS_NETWORKS = ("auto", "distance-aware", "flux-only")
+
+    def _check_distance(self, distance_kpc, n):
+        """Per-sample distances (kpc), float64 ``(n,)``, checked."""
+        try:
+            d = np.asarray(distance_kpc, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ModelError(f"distance_kpc must be a number of kpc, got {distance_kpc!r}") \
+                from exc
+        if d.ndim == 0:
+            d = np.full(n, float(d))
+        if d.shape != (n,):
+            raise ModelError(f"distance_kpc must be one value or one per map ({n}), got shape "
+                             f"{d.shape}")
+        if not np.all(np.isfinite(d) & (d > 0)):
+            raise ModelError(f"distance_kpc must be positive and finite (kpc), got "
+                             f"{d[~(np.isfinite(d) & (d > 0))][:5].tolist()}")
+        return d
+
+    def _choose_mass_network(self, mass_network, distance_given):
+        if mass_network not in self.MASS_NETWORKS:
+            raise ModelError(f"mass_network must be one of {list(self.MASS_NETWORKS)}, got "
+                             f"{mass_network!r}")
+        aware = self.mass_ml_network is not None and (distance_given or
+                                                      self.age_distance_network is not None)
+        if mass_network == "distance-aware" and self.mass_ml_network is None:
+            raise ModelError("mass_network='distance-aware': this model has no distance-aware "
+                             "network")
+        if mass_network == "distance-aware" and not aware:
+            raise ModelError("mass_network='distance-aware' needs a distance: give distance_kpc "
+                             "(this model has no age/distance network to predict it)")
+        if mass_network == "flux-only" and self.mass_network is None:
+            raise ModelError("mass_network='flux-only': this model has no flux-only network")
+        if mass_network == "auto":
+            return "distance-aware" if aware else ("flux-only" if self.mass_network is not None
+                                                   else None)
+        return mass_network
+
+    def predict(self, flux, *, distance_kpc=None, mass_network: str = "auto",
+                batch_size: int = 32) -> xr.Dataset:
         """Predict mass map, distance and age from log10 flux maps.
 
         Parameters
@@ -109,20 +150,29 @@ class Predictor:
             :attr:`map_shape` (160 x 160 for the published networks). A DataArray's coordinates
             along its first (sample) dimension are kept on ``sample``, except ones named like an
             output (``mass``, ``age``, ``distance``).
+        distance_kpc : float or array_like, optional
+            The cluster's distance, kpc (one value, or one per map), e.g. from a catalogue. The
+            distance-aware network then gives the M/L_V map; without it, that network uses the
+            age/distance network's distance.
+        mass_network : {'auto', 'distance-aware', 'flux-only'}
+            'auto': the distance-aware network when the model has it (and a distance is given
+            or predicted), else the paper's flux-only network.
         batch_size : int
             Maps per network call.
 
         Returns
         -------
         xarray.Dataset
-            ``mass`` (log10 Msun per pixel, dims ``sample, y, x``; only with a mass network),
-            ``distance`` (kpc) and ``age`` (Gyr) (dims ``sample``; only with an age/distance
-            network). A single map gives ``sample`` of length 1.
+            ``mass`` (log10 Msun per pixel, dims ``sample, y, x``; with a mass network), ``ml``
+            (log10 M/L_V per pixel, with the distance-aware network), ``distance`` (kpc) and
+            ``age`` (Gyr) (dims ``sample``; with an age/distance network). Attributes
+            ``mass_network`` (which one answered) and ``distance_source`` ('given' or
+            'predicted'). A single map gives ``sample`` of length 1.
 
         Raises
         ------
         ModelError
-            Wrong shape, non-numeric or non-finite input.
+            Wrong shape, non-numeric or non-finite input, a bad distance or network choice.
 
         Notes
         -----
@@ -138,17 +188,13 @@ class Predictor:
         'Gyr'
         """
         arr, coords = self._check_flux(flux)
+        n = arr.shape[0]
+        given = None if distance_kpc is None else self._check_distance(distance_kpc, n)
+        choice = self._choose_mass_network(mass_network, given is not None)
         s = self.standardisation
         x = ((arr - s["flux_mean"]) / s["flux_std"]).astype(np.float32)[..., None]
         batch_size = max(1, int(batch_size))
         data_vars = {}
-        if self.has_mass:
-            m = self._run(self.mass_network, x, batch_size)[..., 0].astype(np.float64)
-            data_vars["mass"] = (
-                ("sample", "y", "x"),
-                (m * s["mass_std"] + s["mass_mean"]).astype(np.float32),
-                {"units": OUTPUT_UNITS["mass"], "long_name": "log10 of the mass per pixel"},
-            )
         if self.has_age_distance:
             out = self._run(self.age_distance_network, x, batch_size).astype(np.float64)
             out = out * np.asarray(s["distance_age_std"]) + np.asarray(s["distance_age_mean"])
@@ -158,7 +204,31 @@ class Predictor:
                     out[:, i],
                     {"units": OUTPUT_UNITS[key], "long_name": f"predicted {key}"},
                 )
-        attrs = {"model": self.provenance.get("source", "pi-DOC")}
+        attrs = {"mass_network": choice or "none"}
+        if choice == "distance-aware":
+            d = given if given is not None else np.maximum(data_vars["distance"][1], 0.1)
+            attrs["distance_source"] = "given" if given is not None else "predicted"
+            c = ((np.log10(d) - s["log_distance_mean"]) / s["log_distance_std"]).astype(np.float32)
+            x2 = np.concatenate([x, np.broadcast_to(c[:, None, None, None], x.shape)], axis=-1)
+            ml = self._run(self.mass_ml_network, x2, batch_size)[..., 0].astype(np.float64)
+            ml = ml * s["ml_std"] + s["ml_mean"]
+            logl = log_luminosity_per_pixel(arr.astype(np.float64), d[:, None, None])
+            data_vars["ml"] = (("sample", "y", "x"), ml.astype(np.float32),
+                               {"units": OUTPUT_UNITS["ml"],
+                                "long_name": "log10 of the V-band mass-to-light ratio per pixel"})
+            data_vars["mass"] = (("sample", "y", "x"), (ml + logl).astype(np.float32),
+                                 {"units": OUTPUT_UNITS["mass"],
+                                  "long_name": "log10 of the mass per pixel"})
+            data_vars["distance_used"] = (("sample",), d, {"units": "kpc", "long_name":
+                                          "distance given to the distance-aware network"})
+        elif choice == "flux-only":
+            m = self._run(self.mass_network, x, batch_size)[..., 0].astype(np.float64)
+            data_vars["mass"] = (
+                ("sample", "y", "x"),
+                (m * s["mass_std"] + s["mass_mean"]).astype(np.float32),
+                {"units": OUTPUT_UNITS["mass"], "long_name": "log10 of the mass per pixel"},
+            )
+        attrs["model"] = self.provenance.get("source", "pi-DOC")
         if "loaded_from" in self.provenance:
             attrs["model_path"] = self.provenance["loaded_from"]
         ds = xr.Dataset(data_vars, attrs=attrs)

@@ -15,7 +15,8 @@ __all__ = ["ModelError", "OUTPUTS", "OUTPUT_UNITS", "STANDARDISATION_KEYS", "as_
 #: Order of the age/distance network's outputs.
 OUTPUTS = ("distance", "age")
 #: Units of the outputs of :meth:`PiDOC.predict <pidoc_core.model.PiDOC.predict>`.
-OUTPUT_UNITS = {"mass": "log10(Msun)", "distance": "kpc", "age": "Gyr"}
+OUTPUT_UNITS = {"mass": "log10(Msun)", "ml": "log10(Msun/Lsun)", "distance": "kpc",
+                "age": "Gyr"}
 #: Keys of a model's standardisation constants (log10 Lsun kpc^-2, log10 Msun, kpc and Gyr).
 STANDARDISATION_KEYS = (
     "flux_mean",
@@ -24,6 +25,10 @@ STANDARDISATION_KEYS = (
     "mass_std",
     "distance_age_mean",
     "distance_age_std",
+    "ml_mean",
+    "ml_std",
+    "log_distance_mean",
+    "log_distance_std",
 )
 
 
