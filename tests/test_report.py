@@ -150,6 +150,39 @@ def test_aggregates(evaluated):
     assert per_sample * 8172 + per_group * 4 * 15 < 20e6
 
 
+def test_aggregates_carry_per_map_and_min_share_statistics(evaluated):
+    """Issue 13: the Test-set tab's file has per-map errors and the min-share headline numbers."""
+    _, _, res = evaluated
+    agg = R.open_aggregates(res.aggregates_path)
+    assert agg.attrs["aggregates_version"] == R.AGGREGATES_VERSION == 2
+    assert agg.attrs["min_share"] == ev.DEFAULT_MIN_SHARE
+    for q in ("mass", "ml"):
+        t, p = agg[f"{q}_true"].values, agg[f"{q}_pred"].values
+        ape = 100 * np.abs(p - t) / t
+        np.testing.assert_allclose(agg[f"total_{q}_ape"].values, ape, rtol=1e-12)
+        np.testing.assert_allclose(agg[f"total_{q}_ape_mean"].values, ape.mean(axis=1))
+        np.testing.assert_allclose(agg[f"total_{q}_ape_median"].values, np.median(ape, axis=1))
+        assert agg[f"total_{q}_ape_mean"].attrs["units"] == "%"
+    # totals: the same numbers as the summary of the same predictions
+    s = res.summary
+    for key in ("total_ml_mpe_mean", "total_ml_mpe_mean_min_share", "total_mass_ape_median",
+                "total_ml_ape_mean", "total_ml_mpe_n_bins", "total_mass_mpe_n_bins_min_share"):
+        for model, label in (("pidoc", "π-DOC"), ("constant_ml", "constant M/L")):
+            assert agg[key].sel(model=model).item() == pytest.approx(s.loc[key, label],
+                                                                     rel=1e-6), (key, model)
+    # pixels: the statistics of evaluation on the aggregates' fixed edges (-3 to 2 dex)
+    test = D.open_dataset(res.predictions.attrs["test_store"])
+    pred = R.open_predictions(res.predictions_path)
+    st = ev.pixel_residual_statistics(test["mass"], pred["mass_pred"], edges=R.PIXEL_EDGES)
+    assert agg["pixel_mpe_mean"].sel(model="pidoc").item() == pytest.approx(
+        ev.bin_summary(st)["mean"], rel=1e-9)
+    assert agg["pixel_mpe_mean_min_share"].sel(model="pidoc").item() == pytest.approx(
+        ev.bin_summary(st, min_share=ev.DEFAULT_MIN_SHARE)["mean"], rel=1e-9)
+    # the constant M/L predicts one M/L: its totals fall in a single bin
+    assert agg["total_ml_mpe_n_bins"].sel(model="constant_ml").item() == 1
+    assert R.headline_statistics(agg.isel(sample=slice(0, 2))).sizes["model"] == 2
+
+
 def test_summary_columns(evaluated):
     _, _, res = evaluated
     s = res.summary
@@ -180,6 +213,10 @@ def test_report_html(evaluated):
                     "Fig. 9", "Table 2"):
         assert heading in text
     assert res.model["id"] in text and "GBT fitted on a seeded random subsample" in text
+    for phrase in ("total_ml_ape_mean", "pixel_mpe_mean_min_share", "over the bins holding at "
+                   "least 0.1 % of the values", "Per map: mass", "bins holding &gt;= 0.1 % of the "
+                   "values"):
+        assert phrase in text, phrase
     assert res.n_figures >= 20
 
 
@@ -220,7 +257,7 @@ def test_cli_arguments(evaluated, tmp_path, capsys):
     parser = R.add_evaluate_arguments(argparse.ArgumentParser())
     args = parser.parse_args(["--weights", str(saved), "--dataset", str(root), "--out",
                               str(tmp_path / "r.html"), "--quiet"])
-    R._resolve_stores(args.dataset, args.train)  # directory of splits -> test.zarr, train.zarr
+    R.run._resolve_stores(args.dataset, args.train)  # directory of splits -> test.zarr, train.zarr
     # the saved weights are the same network: its stored predictions are found and reused
     args.out = str(tmp_path / "r.html")
     assert R.run_evaluate(args) == 0
