@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ._common import (ReaderError, as_path, check_readable, compression_of, decompress_head,
-                      read_head)
+                      read_bytes, read_head)
 from ._fortran import first_record_conventions
 from .dat10 import looks_like_dat10
 from .nbody6pp_hr import looks_like_hr
@@ -119,6 +119,7 @@ def detect_format(path) -> str:
             return "fits"
         if first_record_conventions(path, data, len(data)):
             return "nbody6"
+        read_bytes(path, expected="a compressed snapshot")  # a cut-off stream fails here, clearly
     return _text_format(path, head, data, kind)
 
 

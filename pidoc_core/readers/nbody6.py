@@ -243,6 +243,8 @@ def _join(path, conf, idx, blocks, sev_path, bev_path, missing):
     """Match the stars ``idx`` of ``conf`` with HR rows by NAME; returns (idx, hr arrays, counts)."""
     hr = {k: np.concatenate([getattr(b, k) for b in blocks])
           for k in ("name", "kstar", "mass", "log_luminosity", "log_radius", "valid", "lines")}
+    hr["file"] = np.concatenate([np.full(b.name.size, k) for k, b in enumerate(blocks)])
+    paths = [sev_path, bev_path]
     files = _describe_hr(blocks, sev_path, bev_path)
     dup = _first_duplicate(hr["name"])
     if dup is not None:
@@ -258,7 +260,8 @@ def _join(path, conf, idx, blocks, sev_path, bev_path, missing):
     if missing == "raise" and n_nan:
         i = int(np.flatnonzero(nan_rows)[0])
         raise ReaderError(
-            f"{files}: line {int(hr['lines'][rows[i]])}: NAME {int(star_names[i])} has NaN in its "
+            f"{paths[hr['file'][rows[i]]]}: line {int(hr['lines'][rows[i]])}: NAME "
+            f"{int(star_names[i])} has NaN in its "
             f"mass, log L or log R ({n_nan} such star(s)); pass missing='drop' to drop them"
         )
     if missing == "raise" and n_missing:
@@ -270,11 +273,11 @@ def _join(path, conf, idx, blocks, sev_path, bev_path, missing):
         )
     use = found & ~nan_rows
     hr_rows = rows[use]
-    _check_masses(conf, idx[use], hr, hr_rows, files)
+    _check_masses(conf, idx[use], hr, hr_rows, paths)
     return idx[use], {k: v[hr_rows] for k, v in hr.items()}, n_missing, n_nan
 
 
-def _check_masses(conf, idx, hr, hr_rows, files):
+def _check_masses(conf, idx, hr, hr_rows, paths):
     """HRPLOT writes M1 = BODY*ZMBAR: a mismatch means the HR columns were not read as written
     (or the file belongs to another run or time)."""
     if not idx.size:
@@ -285,7 +288,7 @@ def _check_masses(conf, idx, hr, hr_rows, files):
     if bad.sum() > max(1, 0.01 * idx.size):
         i = int(np.flatnonzero(bad)[0])
         raise ReaderError(
-            f"{files}: line {int(hr['lines'][hr_rows[i]])}: mass {float(m_hr[i]):.6g} Msun of "
+            f"{paths[hr['file'][hr_rows[i]]]}: line {int(hr['lines'][hr_rows[i]])}: mass {float(m_hr[i]):.6g} Msun of "
             f"NAME {int(conf.name[idx[i]])} differs from BODY*ZMBAR = {float(m_conf[i]):.6g} Msun "
             f"of the conf.3 file ({int(bad.sum())} of {idx.size} stars differ); the HR file is "
             "from another run or time, or its columns are not in the documented order"

@@ -105,14 +105,15 @@ def _read_hdf5_group(path: Path, dataset: str | None) -> Table:
         group = f if dataset is None else f[dataset]
         if isinstance(group, h5py.Dataset):
             return Table(np.asarray(group[()]))
-        cols, length = {}, None
-        for key, item in group.items():
-            if not isinstance(item, h5py.Dataset) or item.ndim not in (1, 2):
-                continue
-            if item.dtype.kind not in "fiub":
-                continue
-            if length is None:
-                length = item.shape[0]
+        items = [(key, item) for key, item in group.items()
+                 if isinstance(item, h5py.Dataset) and item.ndim in (1, 2)
+                 and item.dtype.kind in "fiub"]
+        # the table length is the one most datasets share, not the first dataset's (an
+        # NBODY6++GPU step starts with '000 Scalars', 100 values)
+        lengths = [item.shape[0] for _, item in items]
+        length = max(set(lengths), key=lambda n: (lengths.count(n), n)) if lengths else None
+        cols = {}
+        for key, item in items:
             if item.shape[0] != length:
                 continue
             values = np.asarray(item[()])
