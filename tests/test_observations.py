@@ -320,11 +320,11 @@ def test_background_estimators_recover_a_flat_sky():
     data += 500.0 * np.exp(-((xx - 150) ** 2 + (yy - 150) ** 2) / (2 * 15.0 ** 2))
     wcs = O.target_wcs(CENTRE, n_pixels=300, pixel_arcsec=0.25)
     for method in ("median", "mesh"):
-        out, notes = O._subtract_background(data, wcs, CENTRE, method, 20.0, 50, "test")
+        out, notes = O.flux_map._subtract_background(data, wcs, CENTRE, method, 20.0, 50, "test")
         assert notes["background_level"] == pytest.approx(7.0, abs=0.05)
         assert abs(np.median(out[:50, :50])) < 0.1
     with pytest.raises(O.ObservationInputError, match="background must be"):
-        O._subtract_background(data, wcs, CENTRE, "mode", 20.0, 50, "test")
+        O.flux_map._subtract_background(data, wcs, CENTRE, "mode", 20.0, 50, "test")
 
 
 def test_centre_and_inputs_are_validated(mock_fits):
@@ -450,3 +450,30 @@ def test_cli_predict_end_to_end(mock_fits, tiny_model, tmp_path, capsys):
                                  str(weights), "--out", str(tmp_path / "x")])
     with pytest.raises(SystemExit, match="outside the 360 x 360 image"):
         O.run_predict(outside)
+
+
+def test_one_training_range_check_and_no_back_edge():
+    """observations holds the training-range check; it imports neither exploration nor plots,
+    and matplotlib, which draws its figure, is a declared dependency."""
+    import ast
+    import tomllib
+
+    from pidoc_core import paper
+    from pidoc_core.imager import ObservationSetup
+
+    root = Path(__file__).resolve().parent.parent
+    for path in sorted((root / "pidoc_core" / "observations").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                assert node.module not in ("exploration", "plots"), (path.name, node.module)
+    deps = tomllib.loads((root / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert any(d.startswith("matplotlib") for d in deps)
+    assert O.TRAINING_GRID is paper.TRAINING_GRID
+    setup = ObservationSetup(distance_kpc=150, psf_fwhm_arcsec=2.0, rotation_deg=45.0)
+    assert O.training_grid_flags(setup, 15.0) == [
+        "distance 150 kpc is outside the trained 10-100 kpc",
+        'PSF FWHM 2" is outside the trained 0.5-1.5"',
+        "rotation 45 deg is not one of the trained 0, 90, 180, 270 deg",
+        "age 15 Gyr is outside the trained 0-14 Gyr",
+    ]
+    assert O.training_grid_flags(ObservationSetup(distance_kpc=30, psf_fwhm_arcsec=1.0), 12) == []
