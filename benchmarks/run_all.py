@@ -33,6 +33,7 @@ BENCHMARKS = (
     ("imager", "bench_imager.py", ()),
     ("evolution", "bench_evolution.py", ()),
     ("dataset", "bench_dataset.py", ()),
+    ("pipeline", "bench_pipeline.py", ()),
     ("inference", "bench_inference.py", ()),
     ("dashboard", "bench_dashboard.py", ()),
     ("load", "load_test.py", ()),
