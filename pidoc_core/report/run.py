@@ -73,6 +73,36 @@ class EvaluationResult:
 
 
 
+def _predictions_target(predictions_store, test, out, identity, n, n_total) -> Path:
+    """Where the predictions go: the given store, else beside the test store or the report."""
+    if predictions_store is not None:
+        path = Path(predictions_store)
+    elif _store_of(test):
+        path = predictions_path(_store_of(test), identity["id"], n_samples=n, n_total=n_total)
+    elif out is not None:
+        path = predictions_path(Path(out).with_suffix(".zarr"), identity["id"], n_samples=n,
+                                n_total=n_total)
+    else:
+        raise ReportError("test_ds is an in-memory Dataset: pass predictions_store= (or out=) so "
+                          "the predictions have somewhere to go")
+    return path.resolve()
+
+
+def _aggregates(agg_path: Path, test, pred, n, *, progress) -> xr.Dataset:
+    """The aggregates file of these predictions, reused when it matches, else (re)computed."""
+    if agg_path.exists():
+        try:
+            agg = open_aggregates(agg_path)
+            if (agg.attrs.get("predictions_key") == pred.attrs.get("predictions_key")
+                    and int(agg.attrs.get("aggregates_version", -1)) == _AGG_VERSION
+                    and agg.sizes.get("sample") == n):
+                return agg
+        except (OSError, ValueError):
+            pass
+    _atomic_netcdf(_compute_aggregates(test, pred, n, progress=progress), agg_path)
+    return open_aggregates(agg_path)
+
+
 def evaluate(model, test_ds, *, train_ds, out=None, predictions_store=None, batch_size: int = 64,
              limit: int | None = None, progress: bool = True, seed: int = 0,
              gbt_max_train: int = 4000, ml_how: str = "mean") -> EvaluationResult:
@@ -133,17 +163,7 @@ def evaluate(model, test_ds, *, train_ds, out=None, predictions_store=None, batc
     n = n_total if limit is None else min(n_total, int(limit))
     test = test.isel(sample=slice(0, n)) if n < n_total else test
     identity = model_identity(model)
-    if predictions_store is not None:
-        path = Path(predictions_store)
-    elif _store_of(test):
-        path = predictions_path(_store_of(test), identity["id"], n_samples=n, n_total=n_total)
-    elif out is not None:
-        path = predictions_path(Path(out).with_suffix(".zarr"), identity["id"], n_samples=n,
-                                n_total=n_total)
-    else:
-        raise ReportError("test_ds is an in-memory Dataset: pass predictions_store= (or out=) so "
-                          "the predictions have somewhere to go")
-    path = path.resolve()
+    path = _predictions_target(predictions_store, test, out, identity, n, n_total)
     train_info = None if train is None else str(train.attrs.get("plan_sha256")
                                                 or _store_of(train) or "in-memory")
     key = _key(identity["sha256"], test, n, train_info, seed=seed, gbt_max_train=gbt_max_train,
@@ -158,20 +178,7 @@ def evaluate(model, test_ds, *, train_ds, out=None, predictions_store=None, batc
     timings["predictions"] = _time.perf_counter() - t_start
     t0 = _time.perf_counter()
     agg_path = aggregates_path(path)
-    agg = None
-    if agg_path.exists():
-        try:
-            agg = open_aggregates(agg_path)
-            if (agg.attrs.get("predictions_key") != pred.attrs.get("predictions_key")
-                    or int(agg.attrs.get("aggregates_version", -1)) != _AGG_VERSION
-                    or agg.sizes.get("sample") != n):
-                agg = None
-        except (OSError, ValueError):
-            agg = None
-    if agg is None:
-        agg = _compute_aggregates(test, pred, n, progress=progress)
-        _atomic_netcdf(agg, agg_path)
-        agg = open_aggregates(agg_path)
+    agg = _aggregates(agg_path, test, pred, n, progress=progress)
     timings["aggregates"] = _time.perf_counter() - t0
     t0 = _time.perf_counter()
     stats = _statistics(test, pred, agg, n, seed=seed)
