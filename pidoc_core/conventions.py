@@ -20,6 +20,7 @@ __all__ = [
     "MASS_FLOOR",
     "LOG_FLUX_FLOOR",
     "LOG_MASS_FLOOR",
+    "PIXEL_MASS_EDGES",
     "UNITS",
     "LOG10_4PI",
     "log_luminosity_per_pixel",
@@ -43,6 +44,10 @@ MASS_FLOOR = 1e-8
 LOG_FLUX_FLOOR = math.log10(FLUX_FLOOR)
 #: ``log10(MASS_FLOOR)``: the value of an empty pixel of a mass map.
 LOG_MASS_FLOOR = math.log10(MASS_FLOOR)
+
+#: Edges of log10 pixel mass (Msun) of pixel histograms (report aggregates, dashboard): 0.1 dex
+#: from -3 to 2 (51 edges).
+PIXEL_MASS_EDGES = tuple(round(-3.0 + 0.1 * i, 10) for i in range(51))
 
 #: Units of the quantities in maps, datasets and predictions (attribute strings).
 UNITS = {

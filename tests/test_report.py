@@ -308,3 +308,11 @@ def test_report_renders_in_chromium(evaluated):
     for png in (shot, first_plot):
         img = np.asarray(Image.open(io.BytesIO(png)).convert("L"), dtype=float)
         assert img.std() > 5.0  # not a blank page / blank canvas
+
+
+def test_pixel_mass_edges_have_one_home():
+    from pidoc_core import conventions
+
+    np.testing.assert_array_equal(R.PIXEL_EDGES, conventions.PIXEL_MASS_EDGES)
+    assert len(conventions.PIXEL_MASS_EDGES) == 51
+    assert conventions.PIXEL_MASS_EDGES[0] == -3.0 and conventions.PIXEL_MASS_EDGES[-1] == 2.0
