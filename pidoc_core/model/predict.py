@@ -6,6 +6,7 @@ import numpy as np
 import xarray as xr
 
 from ..conventions import log_luminosity_per_pixel
+from .intervals import interval
 from .spec import OUTPUT_UNITS, OUTPUTS, ModelError
 
 __all__ = ["Predictor"]
@@ -100,7 +101,7 @@ class Predictor:
         return np.concatenate(out, axis=0)
 
     #: Choices of :meth:`predict`'s ``mass_network``.
-    MASS_NETWORKS = ("auto", "distance-aware", "flux-only")
+    MASS_NETWORKS = ("auto", "distance-aware", "flux-only", "none")
 
     def _check_distance(self, distance_kpc, n):
         """Per-sample distances (kpc), float64 ``(n,)``, checked."""
@@ -133,6 +134,8 @@ class Predictor:
                              "(this model has no age/distance network to predict it)")
         if mass_network == "flux-only" and self.mass_network is None:
             raise ModelError("mass_network='flux-only': this model has no flux-only network")
+        if mass_network == "none":
+            return None
         if mass_network == "auto":
             return "distance-aware" if aware else ("flux-only" if self.mass_network is not None
                                                    else None)
@@ -154,18 +157,21 @@ class Predictor:
             The cluster's distance, kpc (one value, or one per map), e.g. from a catalogue. The
             distance-aware network then gives the M/L_V map; without it, that network uses the
             age/distance network's distance.
-        mass_network : {'auto', 'distance-aware', 'flux-only'}
+        mass_network : {'auto', 'distance-aware', 'flux-only', 'none'}
             'auto': the distance-aware network when the model has it (and a distance is given
-            or predicted), else the paper's flux-only network.
+            or predicted), else the paper's flux-only network; 'none': no mass map.
         batch_size : int
             Maps per network call.
 
         Returns
         -------
         xarray.Dataset
-            ``mass`` (log10 Msun per pixel, dims ``sample, y, x``; with a mass network), ``ml``
-            (log10 M/L_V per pixel, with the distance-aware network), ``distance`` (kpc) and
-            ``age`` (Gyr) (dims ``sample``; with an age/distance network). Attributes
+            ``mass`` (log10 Msun per pixel, dims ``sample, y, x``; with a mass network) and
+            ``field_mass`` (Msun, its sum over the map), ``ml`` (log10 M/L_V per pixel, with the
+            distance-aware network), ``distance`` (kpc) and ``age`` (Gyr) (dims ``sample``; with
+            an age/distance network). When the model carries calibrated intervals
+            (:mod:`pidoc_core.model.intervals`), ``<name>_lo`` and ``<name>_hi`` bound the 68 %
+            interval of ``mass``, ``field_mass``, ``distance`` and ``age``. Attributes
             ``mass_network`` (which one answered) and ``distance_source`` ('given' or
             'predicted'). A single map gives ``sample`` of length 1.
 
@@ -228,6 +234,15 @@ class Predictor:
                 (m * s["mass_std"] + s["mass_mean"]).astype(np.float32),
                 {"units": OUTPUT_UNITS["mass"], "long_name": "log10 of the mass per pixel"},
             )
+        if "mass" in data_vars:
+            log_field = np.log10(np.sum(10.0 ** data_vars["mass"][1].astype(np.float64),
+                                        axis=(1, 2)))
+            data_vars["field_mass"] = (("sample",), 10.0 ** log_field, {
+                "units": "Msun", "long_name": "predicted mass in the field of view"})
+        calibration = self.provenance.get("intervals")
+        if calibration:
+            self._add_intervals(data_vars, calibration, choice, attrs.get("distance_source"),
+                                None if given is None else given)
         attrs["model"] = self.provenance.get("source", "pi-DOC")
         if "loaded_from" in self.provenance:
             attrs["model_path"] = self.provenance["loaded_from"]
@@ -235,3 +250,37 @@ class Predictor:
         for name, (dim, values, cattrs) in coords.items():
             ds = ds.assign_coords({name: (dim, values, cattrs)})
         return ds
+
+    @staticmethod
+    def _add_intervals(data_vars, calibration, choice, distance_source, given):
+        """Add ``<name>_lo``/``<name>_hi`` 68 % bounds from the calibration tables."""
+        level = f"{100 * calibration.get('level', 0.68):.0f} %"
+
+        def add(name, dims, bounds, units, what):
+            for bound, arr in zip(("lo", "hi"), bounds):
+                word = "lower" if bound == "lo" else "upper"
+                data_vars[f"{name}_{bound}"] = (dims, arr, {
+                    "units": units, "long_name": f"{word} bound of the {level} interval of "
+                                                 f"{what}"})
+
+        for key in OUTPUTS:
+            if key in data_vars and key in calibration:
+                v = data_vars[key][1]
+                add(key, ("sample",), interval(v, v, calibration[key]), OUTPUT_UNITS[key], key)
+        if choice is None or "mass" not in data_vars:
+            return
+        mode = "flux-only" if choice == "flux-only" else f"{choice}/{distance_source}"
+        tables = calibration.get("mass", {}).get(mode)
+        if tables is None:
+            return
+        if given is not None:
+            by = given
+        elif "distance" in data_vars:
+            by = data_vars["distance"][1]
+        else:
+            return  # flux-only without a distance: the tables are binned by distance
+        lo, hi = interval(np.log10(data_vars["field_mass"][1]), by, tables["log_field_mass"])
+        add("field_mass", ("sample",), (10.0 ** lo, 10.0 ** hi), "Msun", "the field mass")
+        lo, hi = interval(data_vars["mass"][1], by, tables["pixel_log_mass"])
+        add("mass", ("sample", "y", "x"), (lo.astype(np.float32), hi.astype(np.float32)),
+            OUTPUT_UNITS["mass"], "the mass per pixel")
