@@ -357,7 +357,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 _KERAS_COMMANDS = {
     "train": ("training", "add_train_arguments", "run_train",
-              "train the mass or the age/distance network on a dataset"),
+              "train a mass network (flux-only or distance-aware) or the age/distance network"),
+    "combine": ("model.ship", "add_combine_arguments", "run_combine",
+                "combine separately trained networks into one model; calibrate its intervals"),
     "evaluate": ("report", "add_evaluate_arguments", "run_evaluate",
                  "evaluate a model and the baselines on a test split; write the HTML report"),
     "predict": ("observations", "add_predict_arguments", "run_predict",

@@ -95,7 +95,9 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from . import paper
 from .conventions import LOG10_4PI, log_luminosity_per_pixel
+from .errors import PidocError
 from .imager import ObservationSetup, observe
 from .snapshot import Snapshot
 
@@ -121,24 +123,25 @@ __all__ = [
     "select",
     "standardisation",
     "load_arrays",
+    "training_mass_to_light",
     "batch_stream",
     "BatchStream",
     "dataset_info",
 ]
 
+# The paper's Table 1 grid; its one home is pidoc_core.paper (names kept here for old imports).
 #: Runs of the training and validation sets (Table 1: MW15-R1.6 and MW15-R4).
-PAPER_TRAIN_RUNS = ("MW15-R1.6 analogue", "MW15-R4 analogue")
+PAPER_TRAIN_RUNS = paper.TRAIN_RUNS
 #: Run of the test set (Table 1: MW15, rh0 = 3.2 pc).
-PAPER_TEST_RUN = "MW15 analogue"
+PAPER_TEST_RUN = paper.TEST_RUN
 #: Distances of the training and validation sets, kpc.
-PAPER_TRAIN_DISTANCES_KPC = (10.0, 25.0, 50.0, 75.0, 100.0)
+PAPER_TRAIN_DISTANCES_KPC = paper.TRAIN_DISTANCES_KPC
 #: Seeing (PSF FWHM) of the training and validation sets, arcsec.
-PAPER_TRAIN_PSFS_ARCSEC = (0.5, 1.5)
-#: Distances of the test set, kpc (Sect. 2.3 text and the v0.1 test files; Table 1 prints
-#: "15-20-60-80", which we take for a typo of 15-30-60-80).
-PAPER_TEST_DISTANCES_KPC = (15.0, 30.0, 60.0, 80.0)
+PAPER_TRAIN_PSFS_ARCSEC = paper.TRAIN_PSFS_ARCSEC
+#: Distances of the test set, kpc.
+PAPER_TEST_DISTANCES_KPC = paper.TEST_DISTANCES_KPC
 #: Seeing of the test set, arcsec.
-PAPER_TEST_PSFS_ARCSEC = (1.0,)
+PAPER_TEST_PSFS_ARCSEC = paper.TEST_PSFS_ARCSEC
 
 _FORMAT = "pidoc-dataset"
 _FORMAT_VERSION = 1
@@ -180,7 +183,7 @@ _VAR_ATTRS = {
 }
 
 
-class DatasetError(ValueError):
+class DatasetError(PidocError):
     """Bad arguments to a dataset function, or a store that is not (or not yet) a usable dataset.
 
     The message names the argument or store at fault and says what is expected.
@@ -1527,6 +1530,56 @@ def standardisation(train_ds, *, joint_distance_age: bool = True,
     return out
 
 
+def training_mass_to_light(field_mass, field_luminosity_v=None, *, how: str = "mean") -> float:
+    """The training set's mean V-band mass-to-light ratio Upsilon, Msun/Lsun.
+
+    Parameters
+    ----------
+    field_mass : array_like or xarray.Dataset
+        Total mass in the field of each training map, Msun; or a dataset with variables or
+        coordinates ``field_mass`` (Msun) and ``field_luminosity_v`` (Lsun).
+    field_luminosity_v : array_like, optional
+        Total V luminosity in the field of each map, Lsun (not needed with a dataset).
+    how : {"mean", "ratio"}
+        ``"mean"``: mean over maps of field_mass / field_luminosity_v; ``"ratio"``: sum of masses
+        over sum of luminosities (luminosity-weighted).
+
+    Returns
+    -------
+    float
+        Upsilon, Msun/Lsun.
+
+    Examples
+    --------
+    >>> training_mass_to_light([2.0, 6.0], [1.0, 2.0])
+    2.5
+    >>> training_mass_to_light([2.0, 6.0], [1.0, 2.0], how="ratio")
+    2.6666666666666665
+    """
+    if isinstance(field_mass, xr.Dataset):
+        ds = field_mass
+        missing = [k for k in ("field_mass", "field_luminosity_v") if k not in ds.variables]
+        if missing:
+            raise DatasetError(f"training dataset lacks {missing}: need linear field totals "
+                                  "field_mass (Msun) and field_luminosity_v (Lsun)")
+        field_mass, field_luminosity_v = ds["field_mass"].values, ds["field_luminosity_v"].values
+    if field_luminosity_v is None:
+        raise DatasetError("field_luminosity_v is needed with array field masses")
+    m = np.asarray(field_mass, dtype=float).ravel()
+    lum = np.asarray(field_luminosity_v, dtype=float).ravel()
+    if m.shape != lum.shape or not m.size:
+        raise DatasetError(f"field_mass ({m.size}) and field_luminosity_v ({lum.size}) must "
+                              "have one value per map")
+    ok = np.isfinite(m) & np.isfinite(lum) & (lum > 0)
+    if not ok.any():
+        raise DatasetError("no map with a finite mass and a positive luminosity")
+    if how == "mean":
+        return float(np.mean(m[ok] / lum[ok]))
+    if how == "ratio":
+        return float(m[ok].sum() / lum[ok].sum())
+    raise DatasetError(f"how must be 'mean' or 'ratio', got {how!r}")
+
+
 #: Arrays :func:`load_arrays` can return, beside the per-sample coordinates.
 ARRAY_TARGETS = ("flux", "mass", "ml", "log_distance", "distance_age")
 
@@ -1621,7 +1674,7 @@ def _batch_stream_class():
 
         Each batch is a contiguous run of samples (by default one zarr chunk, the fast read);
         the order of batches is shuffled every epoch and the samples inside a batch are shuffled
-        in memory (PROBES.md: random single-sample reads are ~13x slower). Shuffling is seeded by
+        in memory (random single-sample reads from zarr are an order of magnitude slower). Shuffling is seeded by
         ``(seed, epoch)``.
 
         Parameters

@@ -57,6 +57,7 @@ import numpy as np
 
 from . import networks
 from ._atomic import atomic_path
+from .errors import PidocError
 from .model import PiDOC, open_model
 
 __all__ = [
@@ -108,7 +109,7 @@ _CKPT_PREFIX = "epoch-"
 _CKPT_SUFFIX = ".npz"
 
 
-class TrainingError(ValueError):
+class TrainingError(PidocError):
     """Training cannot start or resume as asked; the message says why and what to do."""
 
 
@@ -1368,9 +1369,7 @@ def run_train(args) -> int:
     if getattr(args, "init_from", None):
         provenance["initialised_from"] = str(Path(args.init_from).resolve())
     # the constant-M/L baseline (evaluation, dashboard) and the range checks need these
-    from .evaluation import training_mass_to_light  # noqa: PLC0415
-
-    provenance["training_mass_to_light"] = float(training_mass_to_light(train_ds))
+    provenance["training_mass_to_light"] = float(dsmod.training_mass_to_light(train_ds))
     provenance["training_grid"] = _training_grid(train_ds)
     builder = getattr(args, "builder", None) or KINDS[args.kind]
     architecture = {"builder": builder, "kwargs": {}}

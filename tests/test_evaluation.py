@@ -263,7 +263,9 @@ def test_constant_ml_baseline_exact_for_constant_ml():
 
 
 def test_training_mass_to_light_errors():
-    with pytest.raises(ev.EvaluationError, match="field_luminosity_v"):
+    from pidoc_core.dataset import DatasetError
+
+    with pytest.raises(DatasetError, match="field_luminosity_v"):
         ev.training_mass_to_light(xr.Dataset(coords={"field_mass": ("sample", [1.0])}))
 
 

@@ -16,6 +16,7 @@ import numpy as np
 import xarray as xr
 
 from ..conventions import PIXEL_ARCSEC
+from ..dataset import training_mass_to_light  # noqa: F401 - its home is the dataset module
 from ._common import _CHUNK, LOG_MASS_FLOOR, EvaluationError, _chunk, _maps, _per_sample
 from .totals import pixel_radii
 
@@ -31,56 +32,6 @@ FEATURE_NAMES = (
     "log10_r20",  # log10(arcsec)
 )
 _PIXEL_ARCSEC = PIXEL_ARCSEC
-
-
-def training_mass_to_light(field_mass, field_luminosity_v=None, *, how: str = "mean") -> float:
-    """The training set's mean V-band mass-to-light ratio Upsilon, Msun/Lsun.
-
-    Parameters
-    ----------
-    field_mass : array_like or xarray.Dataset
-        Total mass in the field of each training map, Msun; or a dataset with variables or
-        coordinates ``field_mass`` (Msun) and ``field_luminosity_v`` (Lsun).
-    field_luminosity_v : array_like, optional
-        Total V luminosity in the field of each map, Lsun (not needed with a dataset).
-    how : {"mean", "ratio"}
-        ``"mean"``: mean over maps of field_mass / field_luminosity_v; ``"ratio"``: sum of masses
-        over sum of luminosities (luminosity-weighted).
-
-    Returns
-    -------
-    float
-        Upsilon, Msun/Lsun.
-
-    Examples
-    --------
-    >>> training_mass_to_light([2.0, 6.0], [1.0, 2.0])
-    2.5
-    >>> training_mass_to_light([2.0, 6.0], [1.0, 2.0], how="ratio")
-    2.6666666666666665
-    """
-    if isinstance(field_mass, xr.Dataset):
-        ds = field_mass
-        missing = [k for k in ("field_mass", "field_luminosity_v") if k not in ds.variables]
-        if missing:
-            raise EvaluationError(f"training dataset lacks {missing}: need linear field totals "
-                                  "field_mass (Msun) and field_luminosity_v (Lsun)")
-        field_mass, field_luminosity_v = ds["field_mass"].values, ds["field_luminosity_v"].values
-    if field_luminosity_v is None:
-        raise EvaluationError("field_luminosity_v is needed with array field masses")
-    m = np.asarray(field_mass, dtype=float).ravel()
-    lum = np.asarray(field_luminosity_v, dtype=float).ravel()
-    if m.shape != lum.shape or not m.size:
-        raise EvaluationError(f"field_mass ({m.size}) and field_luminosity_v ({lum.size}) must "
-                              "have one value per map")
-    ok = np.isfinite(m) & np.isfinite(lum) & (lum > 0)
-    if not ok.any():
-        raise EvaluationError("no map with a finite mass and a positive luminosity")
-    if how == "mean":
-        return float(np.mean(m[ok] / lum[ok]))
-    if how == "ratio":
-        return float(m[ok].sum() / lum[ok].sum())
-    raise EvaluationError(f"how must be 'mean' or 'ratio', got {how!r}")
 
 
 def constant_ml_mass(flux_log10, distance_kpc, upsilon: float, *,

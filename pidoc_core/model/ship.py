@@ -1,0 +1,91 @@
+"""``pidoc combine``: one shippable model from networks trained separately, with intervals.
+
+The three networks (the distance-aware and the flux-only mass networks, the age/distance CNN)
+are trained by three ``pidoc train`` runs, which may run at the same time. This step puts them
+in one model directory, calibrates the 68 % intervals on the validation split
+(:mod:`.intervals`) and keeps each network's training record (recipe, curves, wall time) in the
+manifest under ``training``::
+
+    pidoc combine --mass-ml runs/mass-ml/model --mass runs/mass/model \\
+        --age-distance runs/age-distance/model --calibrate data/paper/val.zarr --out weights/pidoc
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .container import PiDOC, open_model
+from .intervals import calibrate_intervals
+from .io import is_saved_model, read_manifest
+from .spec import ModelError
+
+__all__ = ["combine_models", "add_combine_arguments", "run_combine"]
+
+
+def combine_models(*, age_distance, mass=None, mass_ml=None, calibrate=None,
+                   provenance: dict | None = None) -> tuple[PiDOC, dict]:
+    """Combine saved models into one, and calibrate its intervals.
+
+    Parameters
+    ----------
+    age_distance, mass, mass_ml : path-like
+        Saved model directories (``pidoc train`` exports) holding the age/distance network, the
+        flux-only mass network and the distance-aware mass network (either mass network may be
+        omitted, not both).
+    calibrate : path-like or xarray.Dataset, optional
+        Validation split on which to calibrate the 68 % intervals.
+    provenance : dict, optional
+        More provenance entries (e.g. the measured training range).
+
+    Returns
+    -------
+    (PiDOC, dict)
+        The combined model and the manifest's ``training`` entry (each part's training record,
+        by network role).
+    """
+    paths = {"age_distance": age_distance, "mass": mass, "mass_ml": mass_ml}
+    parts, training = {}, {}
+    for role, path in paths.items():
+        if path is None:
+            continue
+        parts[role] = open_model(path)
+        if is_saved_model(path):
+            training[role] = read_manifest(Path(path)).get("training")
+    model = PiDOC.combine(**parts, provenance={"source": "pidoc combine", **(provenance or {})})
+    if calibrate is not None:
+        model.provenance["intervals"] = calibrate_intervals(model, calibrate)
+    return model, training
+
+
+def add_combine_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Arguments of ``pidoc combine``; sets ``func=run_combine``."""
+    parser.add_argument("--age-distance", required=True, help="saved model with the age/distance "
+                                                              "network")
+    parser.add_argument("--mass", default=None, help="saved model with the flux-only mass network")
+    parser.add_argument("--mass-ml", default=None, help="saved model with the distance-aware "
+                                                        "mass network")
+    parser.add_argument("--calibrate", default=None, help="validation store (val.zarr) on which "
+                                                          "to calibrate the 68 %% intervals")
+    parser.add_argument("--out", required=True, help="output model directory")
+    parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    parser.set_defaults(func=run_combine)
+    return parser
+
+
+def run_combine(args) -> int:
+    """Run ``pidoc combine`` from parsed arguments."""
+    if args.mass is None and args.mass_ml is None:
+        raise SystemExit("pidoc combine: give --mass, --mass-ml or both")
+    try:
+        model, training = combine_models(age_distance=args.age_distance, mass=args.mass,
+                                         mass_ml=args.mass_ml, calibrate=args.calibrate)
+        out = model.save(args.out, manifest_extra={"training": training},
+                         overwrite=args.overwrite)
+    except ModelError as exc:
+        raise SystemExit(f"pidoc combine: {exc}") from None
+    print(f"{out}: {model!r}")
+    cal = model.provenance.get("intervals")
+    if cal:
+        print(f"  68 % intervals calibrated on {cal['n_maps']} validation maps")
+    return 0
