@@ -22,6 +22,7 @@ import os
 import sys
 from pathlib import Path
 
+import holoviews as hv
 import panel as pn
 
 from app.views import ExploreView, ObservationView, TestSetView
@@ -32,6 +33,9 @@ pn.extension(inline=True, loading_indicator=True,
              disconnect_notification="Connection to the π-DOC server lost: the plots and numbers "
              "no longer follow the controls. Reload the page.",
              ready_notification=None)
+# Canvas, not WebGL, for the HoloViews figures: the Test-set tab holds 13 of them, and WebGL
+# left them blank in Chromium without a GPU (the Explore tab's Bokeh figures are canvas too)
+hv.renderer("bokeh").webgl = False
 
 #: Largest FITS upload, MB; the server's websocket limit (Makefile) leaves room for base64.
 UPLOAD_MB = 50

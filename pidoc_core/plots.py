@@ -233,8 +233,10 @@ def residual_panel(stats: xr.Dataset, *, label: str | None = None, units: str | 
                       invert_axes=invert, tools=["hover"])
         zero = _opts(hv.Curve(([lo, hi], [0.0, 0.0]), kdim, r_dim), color="red", line_dash="dashed",
                      invert_axes=invert)
-        dims = dict(width=side, height=size) if invert else dict(width=size, height=side)
-        name = "μ: r per predicted bin" if prefix == "mu" else "ξ: r per true bin"
+        # three ticks on the narrow residual axis, so its labels do not overlap
+        dims = dict(width=side, height=size, xticks=3) if invert else dict(width=size, height=side,
+                                                                          yticks=3)
+        name = "μ: r | pred." if prefix == "mu" else "ξ: r per true bin"
         return (band * zero * curve).opts(title=name, backend=_B, **dims)
 
     mu = side_panel("mu", p_dim, True)

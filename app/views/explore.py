@@ -229,7 +229,7 @@ class ExploreView(param.Parameterized):
     # --------------------------------------------------------------------------- layout
     def controls(self) -> pn.viewable.Viewable:
         """The settings, generated from the parameters."""
-        return pn.Param(
+        controls = pn.Param(
             self, show_name=False, width=240, sizing_mode="fixed",
             parameters=["run", "time", "distance", "psf", "shift_x", "shift_y", "rotation",
                         "angle", "colour_scale", "pin", "unpin"],
@@ -238,6 +238,9 @@ class ExploreView(param.Parameterized):
                      "colour_scale": {"type": pn.widgets.RadioButtonGroup,
                                       "button_type": "light"},
                      "pin": {"type": pn.widgets.Button, "button_type": "primary"}})
+        for widget in controls.layout:
+            widget.width = 225  # inside the 240-px column (Panel's default is 300)
+        return controls
 
     def panel(self) -> pn.viewable.Viewable:
         """The tab's layout: fits a 1280 × 800 screen without scrolling sideways."""

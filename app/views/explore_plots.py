@@ -100,12 +100,12 @@ class ExplorePlots:
         empty = {"c": centres, "mean": np.full(nb, np.nan), "lo": np.full(nb, np.nan),
                  "hi": np.full(nb, np.nan)}
         self.mu_src, self.xi_src = ColumnDataSource(dict(empty)), ColumnDataSource(dict(empty))
-        mu = figure(title="μ: r per π-DOC bin", width=130, height=245, y_range=hist.y_range,
+        mu = figure(title="μ: r | π-DOC", width=130, height=245, y_range=hist.y_range,
                     x_range=Range1d(-1, 1), x_axis_label="r (dex)", toolbar_location=None, tools="")
         mu.harea(y="c", x1="lo", x2="hi", source=self.mu_src, fill_alpha=0.3, color="steelblue")
         mu.line(y="c", x="mean", source=self.mu_src, color="steelblue", line_width=2)
         mu.add_layout(Span(location=0, dimension="height", line_dash="dashed"))
-        xi = figure(title="ξ: r per true bin", width=265, height=130, x_range=hist.x_range,
+        xi = figure(title="ξ: r | true", width=265, height=130, x_range=hist.x_range,
                     y_range=Range1d(-1, 1), y_axis_label="r (dex)", toolbar_location=None, tools="")
         xi.varea(x="c", y1="lo", y2="hi", source=self.xi_src, fill_alpha=0.3, color="darkorange")
         xi.line(x="c", y="mean", source=self.xi_src, color="darkorange", line_width=2)

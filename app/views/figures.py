@@ -8,7 +8,7 @@ come from :mod:`pidoc_core.plots`.
 from __future__ import annotations
 
 import numpy as np
-from bokeh.models import ColorBar, ColumnDataSource, LinearColorMapper, Range1d
+from bokeh.models import ColorBar, ColumnDataSource, FixedTicker, LinearColorMapper, Range1d
 from bokeh.palettes import RdBu11, interp_palette
 from bokeh.plotting import figure
 
@@ -18,7 +18,7 @@ __all__ = ["TOOLS", "RESIDUAL_PALETTE", "map_figure", "colour_limits"]
 
 TOOLS = "pan,wheel_zoom,box_zoom,reset,hover,save"
 #: Continuous diverging palette (blue negative, white zero, red positive), 256 steps.
-RESIDUAL_PALETTE = tuple(interp_palette(tuple(reversed(RdBu11)), 256))
+RESIDUAL_PALETTE = tuple(interp_palette(RdBu11, 256))  # Bokeh's RdBu11 runs blue -> red
 
 
 def map_figure(title: str, mapper: LinearColorMapper, label: str, *, width: int = 280,
@@ -52,6 +52,8 @@ def map_figure(title: str, mapper: LinearColorMapper, label: str, *, width: int 
                  x_axis_label=x_label, y_axis_label=y_label, toolbar_location=None)
     fig.image(image="image", x=-half, y=-half, dw=2 * half, dh=2 * half, color_mapper=mapper,
               source=source)
+    ticks = FixedTicker(ticks=[-half, -half / 2, 0.0, half / 2, half])
+    fig.xaxis.ticker = fig.yaxis.ticker = ticks
     fig.add_layout(ColorBar(color_mapper=mapper, title=label, width=8, title_standoff=4,
                             label_standoff=4, padding=3), "right")
     return fig, source

@@ -87,15 +87,17 @@ class ObservationView(param.Parameterized):
     """
 
     mode = param.Selector(objects=[_CATALOGUE_MODE, _RADEC_MODE], default=_CATALOGUE_MODE,
-                          label="Field centre from")
-    cluster = param.Selector(objects={}, label="Cluster (paper Table 3, Harris 2010 centre)")
-    ra = param.String("", label="RA (deg, or h:m:s)")
-    dec = param.String("", label="Dec (deg, or d:m:s)")
+                          label="Field centre from", precedence=0.1)
+    cluster = param.Selector(objects={}, label="Cluster (paper Table 3, Harris 2010 centre)",
+                             precedence=0.2)
+    ra = param.String("", label="RA (deg, or h:m:s)", precedence=0.3)
+    dec = param.String("", label="Dec (deg, or d:m:s)", precedence=0.4)
     distance = param.Number(None, bounds=(0.0, None), inclusive_bounds=(False, True),
                             allow_None=True, step=0.1,
-                            label="Distance (kpc; empty: catalogue's, else π-DOC's)")
-    extinction = param.Number(0.0, bounds=(0.0, 10.0), step=0.01, label="Extinction A_V (mag)")
-    zero_point = param.Number(None, allow_None=True, step=0.01,
+                            label="Distance (kpc; empty: catalogue's, else π-DOC's)", precedence=0.5)
+    extinction = param.Number(0.0, bounds=(0.0, 10.0), step=0.01, label="Extinction A_V (mag)",
+                              precedence=0.6)
+    zero_point = param.Number(None, allow_None=True, step=0.01, precedence=0.7,
                               label="Zero point (mag for 1 count; empty: from the header)")
 
     def __init__(self, model, *, max_upload_mb: float = 50, max_megapixels: float = 50):
@@ -136,7 +138,7 @@ class ObservationView(param.Parameterized):
         self.image_src = ColumnDataSource({"image": [np.full((2, 2), np.nan, np.float32)],
                                            "dw": [2], "dh": [2]})
         self.footprint_src = ColumnDataSource({"x": [], "y": []})
-        fig = figure(title="Uploaded image and the 40″ field", width=300, height=265,
+        fig = figure(title="Upload; 40″ field in cyan", width=300, height=265,
                      tools=TOOLS, toolbar_location=None, match_aspect=True,
                      x_axis_label="image x (pixel)", y_axis_label="image y (pixel)")
         fig.image(image="image", x=0, y=0, dw="dw", dh="dh", source=self.image_src,
@@ -151,8 +153,8 @@ class ObservationView(param.Parameterized):
         radec = self.mode == _RADEC_MODE
         self.av_hint.visible = not radec
         # pn.Param hides parameters of negative precedence
-        self.param.ra.precedence = self.param.dec.precedence = 1 if radec else -1
-        self.param.cluster.precedence = -1 if radec else 1
+        self.param.ra.precedence, self.param.dec.precedence = (0.3, 0.4) if radec else (-1, -1)
+        self.param.cluster.precedence = -1 if radec else 0.2
 
     @param.depends("cluster", watch=True)
     def _on_cluster(self):
@@ -408,6 +410,7 @@ class ObservationView(param.Parameterized):
         settings = pn.Param(self, show_name=False, width=300, parameters=[
             "mode", "cluster", "ra", "dec", "distance", "extinction", "zero_point"],
             widgets={"mode": {"type": pn.widgets.RadioButtonGroup, "button_type": "light"},
+                     "extinction": pn.widgets.FloatInput,
                      "ra": {"type": pn.widgets.TextInput, "placeholder": "199.1129 or 13:16:27.09"},
                      "dec": {"type": pn.widgets.TextInput,
                              "placeholder": "17.7003 or +17:42:00.9"}})

@@ -9,6 +9,7 @@ bins them (0.05 dex totals, 1-Gyr ages, 2-kpc distance PDFs).
 
 from __future__ import annotations
 
+import holoviews as hv
 import numpy as np
 import pandas as pd
 import panel as pn
@@ -75,8 +76,8 @@ class TestSetView(param.Parameterized):
         stats = testset_pixel_statistics(self.agg, model=model or self.model,
                                          distances=self.distances if distances is None
                                          else distances, times=times or self.times)
-        return plots.residual_panel(stats, label="log10 M per pixel", units="Msun", size=300,
-                                    side=120, title="Pixels (Fig. 5)")
+        return plots.residual_panel(stats, label="log10 M per pixel", units="Msun", size=260,
+                                    side=100, title="Pixels (Fig. 5)")
 
     def total_statistics(self, model, samples):
         """Residual statistics of log10 field mass and M/L_V, as the report bins them."""
@@ -94,7 +95,7 @@ class TestSetView(param.Parameterized):
 
     def totals_figure(self, model, samples):
         """Fig. 6 (:func:`pidoc_core.plots.totals_panels`): field mass and M/L, own axes."""
-        return plots.totals_panels(*self.total_statistics(model, samples), size=260, side=110)
+        return plots.totals_panels(*self.total_statistics(model, samples), size=250, side=100)
 
     def age_distance_figure(self, samples):
         """Fig. 8 (age, :func:`pidoc_core.plots.residual_panel`) and Fig. 9 (distance PDFs in
@@ -104,8 +105,8 @@ class TestSetView(param.Parameterized):
                                   width=1.0, kind="linear", quantity="age", units="Gyr")
         pdfs = distance_pdfs(agg.distance.values[samples], agg.distance_pred.values[samples],
                              width=DISTANCE_BIN_KPC)
-        return (plots.residual_panel(age, statistic="mae", size=280, side=110, title="Age (Fig. 8)"),
-                plots.distance_pdf_plot(pdfs, width=520, height=330))
+        return (plots.residual_panel(age, statistic="mae", size=260, side=100, title="Age (Fig. 8)"),
+                plots.distance_pdf_plot(pdfs, width=480, height=330))
 
     def tables(self, model, samples):
         """Table 2 and the headline numbers of the filtered maps, beside the paper's."""
@@ -125,7 +126,7 @@ class TestSetView(param.Parameterized):
                          bin_summary(stats, statistic="mae")["mean"],
                          PAPER_RESULTS["age_mae_mean"]["value"]))
         headline = pd.DataFrame(rows, columns=["quantity", "this model (filtered)", "paper"]).round(2)
-        panes = [pn.pane.DataFrame(headline, index=False, width=560)]
+        panes = [pn.pane.DataFrame(headline, index=False, width=600)]
         if "distance_pred" in agg:
             table = distance_table(agg.distance.values[samples],
                                    agg.distance_pred.values[samples]).to_dataframe()
@@ -136,7 +137,7 @@ class TestSetView(param.Parameterized):
                         table.loc[d, f"paper {_TABLE2_COLUMNS[stat]}"] = PAPER_RESULTS[key]["value"]
             table = table.rename(columns=_TABLE2_COLUMNS)
             table.index.name = "true distance (kpc)"
-            panes.append(pn.pane.DataFrame(table.round(2), width=760))
+            panes.append(pn.pane.DataFrame(table.round(2), width=900))
         return pn.Column("#### Numbers of the filtered maps (Table 2)", *panes)
 
     @param.depends("distances", "times", "model")
@@ -147,22 +148,46 @@ class TestSetView(param.Parameterized):
         samples = self.samples(distances, times)
         if samples.size == 0:
             return pn.pane.Alert("No test map matches this filter.", alert_type="warning")
+        # rows no wider than a 1280-px screen leaves: Panel squeezes wider rows, which
+        # collapses Bokeh grid plots
         items = [pn.pane.Markdown(f"**{samples.size:,} test maps** of "
                                   f"{', '.join(sorted(set(map(str, self.agg.run.values))))}"),
-                 pn.Row(pn.pane.HoloViews(self.pixel_figure(model, distances, times),
-                                          backend="bokeh"),
-                        pn.pane.HoloViews(self.totals_figure(model, samples), backend="bokeh"))]
+                 _pane(self.totals_figure(model, samples))]
+        pixels = _pane(self.pixel_figure(model, distances, times))
         if "age_pred" in self.agg:
             age, dist = self.age_distance_figure(samples)
-            items.append(pn.Row(pn.pane.HoloViews(age, backend="bokeh"),
-                                pn.pane.HoloViews(dist, backend="bokeh")))
-        items.append(self.tables(model, samples))
+            items += [pn.Row(pixels, _pane(age)), _pane(dist), self.tables(model, samples)]
+        else:
+            items += [pixels, self.tables(model, samples)]
         return pn.Column(*items)
 
     def panel(self) -> pn.viewable.Viewable:
         """The tab's layout; a busy indicator covers the figures while a filter is applied."""
         controls = pn.Param(self, parameters=["distances", "times", "model"], show_name=False,
                             widgets={"distances": pn.widgets.MultiChoice}, width=250)
+        for widget in controls.layout:
+            widget.width = 230  # inside the column (Panel's default is 300)
         return pn.Row(pn.Column("### Filter the test set", controls, width=260),
-                      pn.panel(self.figures, loading_indicator=True, defer_load=True))
+                      pn.panel(self.figures, loading_indicator=True))
 
+
+
+def _pane(obj):
+    """One figure as Bokeh models rendered here, as the report renders them.
+
+    A HoloViews layout becomes one Panel row per grid row of its figures (they keep their shared
+    ranges): a Bokeh ``GridPlot`` inside this tab's Panel layout drew empty frames in Chromium.
+    """
+    from bokeh.models import GridPlot
+
+    model = hv.render(obj, backend="bokeh")
+    if not isinstance(model, GridPlot):
+        return pn.pane.Bokeh(model)
+    rows: dict[int, dict[int, object]] = {}
+    for fig, row, col in model.children:
+        fig.toolbar_location = None
+        rows.setdefault(row, {})[col] = fig
+    ncols = 1 + max(c for r in rows.values() for c in r)
+    widths = {c: max(r[c].width for r in rows.values() if c in r) for c in range(ncols)}
+    return pn.Column(*(pn.Row(*(pn.pane.Bokeh(r[c]) if c in r else pn.Spacer(width=widths[c])
+                                for c in range(ncols))) for _, r in sorted(rows.items())))
