@@ -408,7 +408,13 @@ def test_cli_arguments_parse():
                               "--filters", "4", "8", "--resume", "--mixed-precision",
                               "--vgg-weights", "v.h5"])
     assert (args.kind, args.epochs, args.filters, args.resume, args.mixed_precision,
-            args.vgg_weights, args.batch_size) == ("mass", 3, [4, 8], True, True, "v.h5", 32)
+            args.vgg_weights, args.batch_size) == ("mass", 3, [4, 8], True, "float16", "v.h5",
+                                                   32)
+    args = parser.parse_args(["mass-ml", "--dataset", "d", "--out", "o", "--mixed-precision",
+                              "bfloat16", "--lr-schedule", "cosine"])
+    assert (args.mixed_precision, args.lr_schedule) == ("bfloat16", "cosine")
+    assert training._precision_policy(args.mixed_precision) == "mixed_bfloat16"
+    assert training._precision_policy(True) == "mixed_float16"
 
 
 def test_run_train_on_a_dataset_directory(tmp_path, capsys):
@@ -473,13 +479,16 @@ def test_distance_aware_network_trains_from_memory_and_predicts_mass_from_ml(tmp
     parser = training.add_train_arguments(argparse.ArgumentParser())
     args = parser.parse_args(["mass-ml", "--dataset", str(data), "--out", str(tmp_path / "run"),
                               "--epochs", "2", "--filters", "4", "8", "--batch-size", "4",
-                              "--lr-schedule", "cosine", "--verbose", "0"])
+                              "--lr-schedule", "cosine", "--mixed-precision", "bfloat16",
+                              "--verbose", "0"])
     assert training.run_train(args) == 0
     model = PiDOC.load(tmp_path / "run" / training.EXPORT_DIR)
+    assert all(w.dtype == "float32" for w in model.mass_ml_network.weights)  # bf16 training
     assert model.has_distance_aware_mass and not model.has_flux_only_mass
     assert model.mass_ml_network.input_shape[1:] == (32, 32, 2)
     manifest = json.loads((tmp_path / "run" / training.EXPORT_DIR / "manifest.json").read_text())
     assert manifest["training"]["optimizer"]["schedule"] == "cosine"
+    assert manifest["training"]["mixed_precision"] == "bfloat16"
     assert manifest["training"]["epochs_completed"] == 2
     ds = D.open_dataset(data / "val.zarr")
     flux = ds.flux.values[:3]
