@@ -432,3 +432,26 @@ def test_paper_results_record():
     for k, v in expected.items():
         assert p[k]["value"] == v, k
         assert p[k]["section"] and p[k]["quote"]
+
+
+def test_summary_reports_log_bias_per_distance_and_interval_coverage():
+    ds = synthetic_dataset(16, seed=4)
+    d = ds.distance.values
+    offset = np.where(d < 40, 0.1, -0.05)  # dex, by distance
+    true_field = (10.0 ** ds.mass.values.astype(float)).sum(axis=(1, 2))
+    ages = ds.time.values
+    inside = np.arange(16) % 4 != 0  # 12 of 16 maps inside their intervals
+    lo = np.where(inside, true_field * 0.9, true_field * 1.1)
+    pred = xr.Dataset({
+        "mass": (("sample", "y", "x"), ds.mass.values + offset[:, None, None]),
+        "field_mass_lo": ("sample", lo), "field_mass_hi": ("sample", true_field * 1.2),
+        "age": ("sample", ages), "age_lo": ("sample", ages - 1), "age_hi": ("sample", ages + 1),
+    })
+    df = ev.summary(ds, {"model": pred})
+    for g in (15.0, 30.0, 60.0, 80.0):
+        expected = 0.1 if g < 40 else -0.05
+        assert df.loc[f"total_mass_log_bias_{g:g}", "model"] == pytest.approx(expected, abs=1e-5)
+        assert df.loc[f"total_mass_log_bias_{g:g}", "unit"] == "dex"
+    assert df.loc["field_mass_coverage_68", "model"] == pytest.approx(75.0)
+    assert df.loc["age_coverage_68", "model"] == pytest.approx(100.0)
+    assert "distance_coverage_68" not in df.index  # no distance interval given

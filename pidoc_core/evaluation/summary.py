@@ -19,7 +19,7 @@ from ..paper import RESULTS as PAPER_RESULTS
 from ._common import EvaluationError
 from .metrics import DEFAULT_MIN_SHARE, bin_summary, per_map_errors, r2_score
 from .residuals import pixel_residual_statistics, residual_statistics
-from .totals import distance_table, map_totals, radial_profiles
+from .totals import distance_table, map_totals, radial_profiles, total_mass
 
 __all__ = ["summary", "binned_rows", "PAPER_RESULTS"]
 
@@ -109,6 +109,10 @@ def _mass_rows(rows, test, mass_pred, d_true, shifts, *, pixel_width, total_widt
         per_map = per_map_errors(t, p)
         rows.put(f"{key}_ape_mean", per_map["mean"], "%")
         rows.put(f"{key}_ape_median", per_map["median"], "%")
+    log_ratio = np.log10(tot.mass_pred.values / tot.mass_true.values)
+    for g in np.unique(np.round(d_true, 6)):
+        sel = np.isclose(d_true, g)
+        rows.put(f"total_mass_log_bias_{g:g}", float(np.mean(log_ratio[sel])), "dex")
     prof = radial_profiles(test["mass"], mass_pred, test["flux"], d_true, *shifts)
     inner = prof.radius_upper <= 20.0 + 1e-9
     mp, mt = prof.mass_pred.where(inner).values, prof.mass_true.where(inner).values
@@ -143,6 +147,18 @@ def _distance_rows(rows, d_true, d_pred):
             rows.put(f"distance_{stat}_{g:g}", tab[stat].sel(true_distance=g), "kpc")
     rows.put("distance_mae_overall", np.mean(np.abs(d_pred - d_true)), "kpc")
     rows.put("distance_r2", r2_score(d_true, d_pred), "")
+
+
+def _coverage_rows(rows, test, pred, d_true, age_true):
+    """Share of maps whose truth lies inside the predicted 68 % interval, where there is one."""
+    truths = {"age": age_true, "distance": d_true}
+    if "field_mass_lo" in pred.variables:
+        truths["field_mass"] = total_mass(test["mass"])
+    for key, truth in truths.items():
+        lo, hi = f"{key}_lo", f"{key}_hi"
+        if lo in pred.variables and hi in pred.variables:
+            inside = (truth >= pred[lo].values) & (truth <= pred[hi].values)
+            rows.put(f"{key}_coverage_68", 100.0 * float(np.mean(inside)), "%")
 
 
 def _frame(columns, units, *, paper, min_share):
@@ -234,6 +250,7 @@ def summary(test: xr.Dataset, predictions: Mapping[str, xr.Dataset], *,
             _distance_rows(rows, d_true, pred["distance"].values.astype(float))
         else:
             rows.nan(_distance_keys(groups))
+        _coverage_rows(rows, test, pred, d_true, age_true)
         both = "age" in pred.variables and "distance" in pred.variables
         rows.put("age_distance_r2", r2_score(
             np.concatenate([d_true, age_true]),

@@ -84,6 +84,10 @@ def _summary(test, pred):
     if "age_pred" in pred.variables:
         mp["age"] = pred["age_pred"].variable
         mp["distance"] = pred["distance_pred"].variable
+    for name in ("field_mass", "age", "distance"):  # 68 % interval bounds, when stored
+        for bound in ("lo", "hi"):
+            if f"{name}_pred_{bound}" in pred.variables:
+                mp[f"{name}_{bound}"] = pred[f"{name}_pred_{bound}"].variable
     if mp:
         preds[MODEL_LABELS["pidoc"]] = xr.Dataset(mp)
     preds[MODEL_LABELS["constant_ml"]] = xr.Dataset({"mass": pred["mass_const_ml"].variable})

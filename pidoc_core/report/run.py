@@ -24,8 +24,12 @@ from .store import (
     aggregates_path,
     model_identity,
     open_predictions,
+    predict_kwargs,
     predictions_path,
 )
+
+#: File-name suffix of each evaluation mass mode (the predictions of each mode are stored apart).
+_MODE_SUFFIX = {"distance-aware": "-da", "distance-aware/predicted": "-dap", "flux-only": "-fo"}
 
 __all__ = ["EvaluationResult", "evaluate", "add_evaluate_arguments", "run_evaluate"]
 
@@ -105,7 +109,8 @@ def _aggregates(agg_path: Path, test, pred, n, *, progress) -> xr.Dataset:
 
 def evaluate(model, test_ds, *, train_ds, out=None, predictions_store=None, batch_size: int = 64,
              limit: int | None = None, progress: bool = True, seed: int = 0,
-             gbt_max_train: int = 4000, ml_how: str = "mean") -> EvaluationResult:
+             gbt_max_train: int = 4000, ml_how: str = "mean",
+             mass_mode: str = "auto") -> EvaluationResult:
     """Evaluate π-DOC and the baselines on a test split, as in the paper's Section 4.
 
     Parameters
@@ -141,6 +146,10 @@ def evaluate(model, test_ds, *, train_ds, out=None, predictions_store=None, batc
     ml_how : {"mean", "ratio"}
         Upsilon as the mean of per-map M/L or the ratio of sums
         (:func:`~pidoc_core.evaluation.training_mass_to_light`).
+    mass_mode : {'auto', 'distance-aware', 'distance-aware/predicted', 'flux-only'}
+        Which mass network answers: 'distance-aware' is given each map's true distance (a
+        catalogue distance), '.../predicted' uses the age/distance network's, 'flux-only' is
+        the paper's network, 'auto' is :meth:`PiDOC.predict`'s own choice.
 
     Returns
     -------
@@ -166,14 +175,16 @@ def evaluate(model, test_ds, *, train_ds, out=None, predictions_store=None, batc
     path = _predictions_target(predictions_store, test, out, identity, n, n_total)
     train_info = None if train is None else str(train.attrs.get("plan_sha256")
                                                 or _store_of(train) or "in-memory")
+    predict_kwargs(mass_mode, None)  # checks the name before any work
+    identity = {**identity, "id": identity["id"] + _MODE_SUFFIX.get(mass_mode, "")}
     key = _key(identity["sha256"], test, n, train_info, seed=seed, gbt_max_train=gbt_max_train,
-               ml_how=ml_how)
+               ml_how=ml_how, mass_mode=mass_mode)
     reused = path.exists() and _matches(_read_zarr_attrs(path), key,
                                         check_train=train is not None)
     if not reused:
         _write_predictions(model, test, train, path, n, identity, key, batch_size=batch_size,
                            seed=seed, gbt_max_train=gbt_max_train, ml_how=ml_how,
-                           progress=progress)
+                           progress=progress, mass_mode=mass_mode)
     pred = open_predictions(path)
     timings["predictions"] = _time.perf_counter() - t_start
     t0 = _time.perf_counter()
@@ -232,6 +243,12 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
     parser.add_argument("--gbt-train", type=int, default=4000,
                         help="largest number of training maps the GBT baseline is fitted on")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--mass-network", default="auto",
+                        choices=("auto", "distance-aware", "distance-aware/predicted",
+                                 "flux-only"),
+                        help="which mass network answers: distance-aware (given each map's "
+                             "true distance, as from a catalogue), distance-aware/predicted "
+                             "(the age/distance network's distance), flux-only (the paper's)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
 
@@ -268,7 +285,7 @@ def run_evaluate(args) -> int:
         res = evaluate(model, test_path, train_ds=train_path, out=args.out,
                        predictions_store=args.predictions, batch_size=args.batch_size,
                        limit=args.limit, progress=not args.quiet, seed=args.seed,
-                       gbt_max_train=args.gbt_train)
+                       gbt_max_train=args.gbt_train, mass_mode=args.mass_network)
     except ReportError as exc:
         print(f"pidoc evaluate: error: {exc}", file=sys.stderr)
         return 2

@@ -38,6 +38,27 @@ _VAR_ATTRS = {
     "distance_gbt": {"units": "kpc", "long_name": "GBT baseline distance (photometric features)"},
     "done": {"long_name": "1 once the sample chunk is written (completion marker)"},
 }
+#: 68 % interval bounds stored when the model carries calibrated intervals.
+_BOUNDS = {"field_mass_pred_lo": ("field_mass_lo", "Msun"),
+           "field_mass_pred_hi": ("field_mass_hi", "Msun"),
+           "age_pred_lo": ("age_lo", "Gyr"), "age_pred_hi": ("age_hi", "Gyr"),
+           "distance_pred_lo": ("distance_lo", "kpc"), "distance_pred_hi": ("distance_hi", "kpc")}
+#: How :func:`~pidoc_core.report.evaluate` runs the mass network: name -> predict() keywords
+#: (``"given"``: the true distance of each test map, as from a catalogue).
+MASS_MODES = {"auto": {}, "distance-aware": {"mass_network": "distance-aware",
+                                             "distance_kpc": "given"},
+              "distance-aware/predicted": {"mass_network": "distance-aware"},
+              "flux-only": {"mass_network": "flux-only"}}
+
+
+def predict_kwargs(mass_mode: str, distance_kpc) -> dict:
+    """Keywords of :meth:`PiDOC.predict` for an evaluation ``mass_mode`` (see MASS_MODES)."""
+    if mass_mode not in MASS_MODES:
+        raise ReportError(f"mass_mode must be one of {list(MASS_MODES)}, got {mass_mode!r}")
+    kw = dict(MASS_MODES[mass_mode])
+    if kw.get("distance_kpc") == "given":
+        kw["distance_kpc"] = distance_kpc
+    return kw
 
 
 
@@ -60,9 +81,13 @@ def model_identity(model) -> dict:
     """
     h = hashlib.sha256()
     h.update(json.dumps(model.standardisation, sort_keys=True).encode())
-    for role, net, arch in (("mass", model.mass_network, model.mass_architecture),
-                            ("age_distance", model.age_distance_network,
-                             model.age_distance_architecture)):
+    nets = [("mass", model.mass_network, model.mass_architecture),
+            ("age_distance", model.age_distance_network, model.age_distance_architecture)]
+    if getattr(model, "mass_ml_network", None) is not None:  # absent: the same id as before
+        nets.append(("mass_ml", model.mass_ml_network, model.mass_ml_architecture))
+    h.update(json.dumps(model.provenance.get("intervals"), sort_keys=True).encode()
+             if model.provenance.get("intervals") else b"")
+    for role, net, arch in nets:
         h.update(role.encode())
         if net is None:
             h.update(b"none")
@@ -165,8 +190,9 @@ def _check_test(test: xr.Dataset):
 # ---------------------------------------------------------------------------------------------
 
 
-def _key(model_id_sha, test, n, train_info, *, seed, gbt_max_train, ml_how):
+def _key(model_id_sha, test, n, train_info, *, seed, gbt_max_train, ml_how, mass_mode="auto"):
     return {
+        "mass_mode": str(mass_mode),
         "format": _FORMAT,
         "format_version": _FORMAT_VERSION,
         "model_sha256": model_id_sha,
@@ -239,7 +265,7 @@ def open_predictions(path) -> xr.Dataset:
     return ds.assign_coords(loaded)
 
 
-def _template(test, n, identity, key, extra_attrs, *, has_mass, has_ad):
+def _template(test, n, identity, key, extra_attrs, *, has_mass, has_ad, bounds=()):
     import dask.array as da
 
     h, w = test.sizes["y"], test.sizes["x"]
@@ -252,6 +278,10 @@ def _template(test, n, identity, key, extra_attrs, *, has_mass, has_ad):
     scalars = (["age_pred", "distance_pred"] if has_ad else []) + ["age_gbt", "distance_gbt"]
     for name in scalars:
         data[name] = ("sample", da.zeros(n, chunks=CHUNK, dtype=np.float64), _VAR_ATTRS[name])
+    for name in bounds:
+        var, units = _BOUNDS[name]
+        data[name] = ("sample", da.zeros(n, chunks=CHUNK, dtype=np.float64),
+                      {"units": units, "long_name": f"pi-DOC 68 % interval bound ({var})"})
     n_chunks = math.ceil(n / CHUNK)
     data["done"] = ("chunk", np.zeros(n_chunks, np.uint8), _VAR_ATTRS["done"])
     coords = {"sample": ("sample", np.arange(n, dtype=np.int64), {"long_name": "sample index "
@@ -286,7 +316,7 @@ def _template(test, n, identity, key, extra_attrs, *, has_mass, has_ad):
 
 
 def _write_predictions(model, test, train, path: Path, n, identity, key, *, batch_size, seed,
-                       gbt_max_train, ml_how, progress):
+                       gbt_max_train, ml_how, progress, mass_mode="auto"):
     from tqdm.auto import tqdm
 
     if train is None:
@@ -314,8 +344,11 @@ def _write_predictions(model, test, train, path: Path, n, identity, key, *, batc
             "gbt_note": f"GBT fitted on a seeded random subsample of {n_gbt} training maps "
                         f"(at most {gbt_max_train}, seed {seed})",
         }
+        bounds = [b for b, (var, _) in _BOUNDS.items() if model.provenance.get("intervals")
+                  and (model.has_mass or not var.startswith("field_mass"))
+                  and (model.has_age_distance or var.startswith("field_mass"))]
         tmpl, enc = _template(test, n, identity, key, extra, has_mass=model.has_mass,
-                              has_ad=model.has_age_distance)
+                              has_ad=model.has_age_distance, bounds=bounds)
         tmpl.to_zarr(str(partial), mode="w", compute=False, consolidated=False, zarr_format=3,
                      encoding=enc)
     stored = xr.open_zarr(str(partial), consolidated=False)
@@ -332,7 +365,10 @@ def _write_predictions(model, test, train, path: Path, n, identity, key, *, batc
         e = min(n, s + block)
         flux = np.asarray(test["flux"][s:e].values, dtype=np.float32)
         out = {}
-        pred = model.predict(flux, batch_size=batch_size)
+        pred = model.predict(flux, batch_size=batch_size, **predict_kwargs(mass_mode, d[s:e]))
+        for name, (var, _) in _BOUNDS.items():
+            if name in stored.variables and var in pred:
+                out[name] = ("sample", pred[var].values.astype(np.float64))
         if model.has_mass:
             out["mass_pred"] = (("sample", "y", "x"), pred["mass"].values.astype(np.float32))
         if model.has_age_distance:
