@@ -114,6 +114,8 @@ __all__ = [
     "plan_samples",
     "paper_splits",
     "preset_splits",
+    "fresh_cluster",
+    "FRESH_CLUSTER",
     "DATASET_PRESETS",
     "write_dataset",
     "build_dataset",
@@ -766,6 +768,46 @@ DATASET_PRESETS = {
     "small": dict(n_train=512, n_val=64, n_test=128,
                   times=[float(t) for t in range(1, 15)], order="random"),
 }
+
+#: The ``fresh`` preset: a cluster none of the networks saw, for a check beyond the test split:
+#: another initial half-mass radius (2.4 pc; training 1.6 and 4.0, test 3.2) and seed, 200
+#: snapshot times, distances (20, 40, 90 kpc) and seeing (0.8", 1.2") outside Table 1's grid.
+FRESH_CLUSTER = dict(rh0_pc=2.4, seed=3031, galactocentric_kpc=15.0, metallicity=0.001,
+                     name="MW15-R2.4 fresh analogue", n_times=200, distances_kpc=(20.0, 40.0, 90.0),
+                     psf_fwhms_arcsec=(0.8, 1.2), n_samples=1200)
+
+
+def fresh_cluster(*, n_stars: int = 50_000, cache_dir=None, progress: bool = True,
+                  cache_snapshots: bool = False):
+    """The run and the sample plan of the ``fresh`` check (:data:`FRESH_CLUSTER`).
+
+    Parameters
+    ----------
+    n_stars : int, keyword-only
+        Initial stars of the run.
+    cache_dir, progress, cache_snapshots
+        As :class:`~pidoc_core.evolution.ClusterEvolution`.
+
+    Returns
+    -------
+    (dict, SamplePlan)
+        ``{name: ClusterEvolution}`` and the plan (split ``'custom'``, stored by snapshot).
+    """
+    from .evolution import ClusterEvolution
+
+    f = FRESH_CLUSTER
+    run = ClusterEvolution(f["rh0_pc"], n_stars=n_stars, galactocentric_kpc=f["galactocentric_kpc"],
+                           metallicity=f["metallicity"], seed=f["seed"], name=f["name"],
+                           cache_dir=cache_dir, progress=progress,
+                           cache_snapshots=cache_snapshots)
+    times = np.round(np.linspace(0.5, 14.0, f["n_times"]), 6)
+    plan = plan_samples({f["name"]: times}, distances_kpc=f["distances_kpc"],
+                        psf_fwhms_arcsec=f["psf_fwhms_arcsec"], n_samples=f["n_samples"],
+                        seed=f["seed"])
+    order = np.lexsort((plan.time,))
+    plan = SamplePlan(**{k: getattr(plan, k)[order] for k in _COORDS}, seed=plan.seed,
+                      split="custom", grid=plan.grid)
+    return {f["name"]: run}, plan
 
 
 def preset_splits(preset: str, sources, *, seed: int, n_train=None, n_val=None, n_test=None,

@@ -484,3 +484,16 @@ def test_cli_dataset_info(built, capsys):
     info = D.dataset_info(path)
     assert f"{info['n_snapshots']} distinct (run, time) snapshots" in out
     assert f"repeat factor {info['repeat_factor']:.2f}" in out
+
+
+def test_fresh_cluster_is_outside_every_training_and_test_condition(tmp_path):
+    from pidoc_core import paper
+    from pidoc_core.evolution import PAPER_RUNS
+
+    runs, plan = D.fresh_cluster(cache_dir=tmp_path, progress=False)
+    (run,) = runs.values()
+    assert run.rh0_pc not in PAPER_RUNS.values()
+    assert set(plan.distance).isdisjoint(paper.TRAIN_DISTANCES_KPC + paper.TEST_DISTANCES_KPC)
+    assert set(plan.psf_fwhm).isdisjoint(paper.TRAIN_PSFS_ARCSEC + paper.TEST_PSFS_ARCSEC)
+    assert len(plan) == 1200 and len(plan.snapshots()) == 200 and plan.repeat_factor == 1.0
+    assert np.all(np.diff(plan.time) >= 0)  # stored by snapshot: each is made once
