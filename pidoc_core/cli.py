@@ -212,13 +212,21 @@ def _cmd_evolve(args) -> int:
 
 #: Presets of ``pidoc dataset build`` (their one home is :data:`pidoc_core.dataset.DATASET_PRESETS`;
 #: named here without importing the dataset module, so ``pidoc --help`` stays fast).
-DATASET_PRESET_NAMES = ("paper", "small")
+DATASET_PRESET_NAMES = ("paper", "small", "fresh")
 
 
 def _cmd_dataset_build(args) -> int:
     from . import dataset
     from .evolution import paper_runs
 
+    if args.preset == "fresh":  # one store of a cluster none of the networks saw
+        runs, plan = dataset.fresh_cluster(n_stars=args.n_stars)
+        print(f"fresh: {len(plan)} samples of {len(plan.snapshots())} snapshots of "
+              f"{next(iter(runs))} -> {Path(args.out) / 'fresh.zarr'}")
+        dataset.write_dataset(plan, runs, Path(args.out) / "fresh.zarr",
+                              chunk_size=args.chunk_size, scheduler=args.scheduler,
+                              workers=args.workers, progress=True)
+        return 0
     # thousands of snapshot times: each is made once for all of its maps, not kept on disk
     runs = paper_runs(n_stars=args.n_stars, seed=args.runs_seed, progress=True,
                       cache_snapshots=False)
@@ -324,7 +332,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
                                       "runs (resumable)")
     b.add_argument("--preset", choices=DATASET_PRESET_NAMES, default="small",
                    help="paper: 20,000/2,000/8,172 samples from 1,401 times per training run "
-                        "and 2,043 for the test run, no repeats; small: 512/64/128 on 14 times")
+                        "and 2,043 for the test run, no repeats; small: 512/64/128 on 14 times; "
+                        "fresh: 1,200 maps of a cluster no network saw (rh0 = 2.4 pc, 20/40/90 "
+                        "kpc, PSF 0.8/1.2\") as fresh.zarr")
     b.add_argument("--out", required=True, help="output directory (train.zarr, val.zarr, "
                                                 "test.zarr)")
     b.add_argument("--train", type=int, default=None, help="training samples (overrides preset)")
