@@ -86,19 +86,27 @@ def launch_browser(playwright):
     return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
 
 
-#: Page function ``([title, value]) -> ms``: set a widget, resolve after every map repainted.
+#: Page function ``([title, value, timeout_ms]) -> ms``: set the widget titled ``title`` (or, for
+#: a Panel DiscreteSlider, whose label starts with ``title``: ``value`` is then the option's
+#: index) and resolve after every map has new data and the frame after it is painted.
 SET_AND_TIME_JS = """
-async ([title, value]) => {
+async ([title, value, timeout_ms]) => {
   const doc = Bokeh.documents[0];
   const models = [...doc.all_models];
-  const slider = models.find(m => m.title === title && 'value' in m);
-  if (!slider) throw new Error('no widget titled ' + title);
+  let widget = models.find(m => m.title === title && 'value' in m);
+  if (!widget) {  // a DiscreteSlider: an untitled slider beside a label starting with the title
+    const label = models.find(m => typeof m.text === 'string' && m.text.startsWith(title));
+    const box = label && models.find(m => Array.isArray(m.children) && m.children.includes(label));
+    widget = box && box.children.find(c => c !== label && 'value' in c && 'start' in c);
+  }
+  if (!widget) throw new Error('no widget titled ' + title);
   const sources = models.filter(m => m.data && m.data.image !== undefined);
   const before = sources.map(s => s.data.image);
   const t0 = performance.now();
-  slider.value = value;
+  widget.value = value;
   await new Promise((resolve, reject) => {
-    const give_up = setTimeout(() => reject(new Error('no repaint within 30 s')), 30000);
+    const give_up = setTimeout(() => reject(new Error('no repaint within ' + (timeout_ms || 30000)
+                                                      + ' ms')), timeout_ms || 30000);
     const poll = () => {
       if (sources.every((s, i) => s.data.image !== before[i])) {
         clearTimeout(give_up);
@@ -114,9 +122,10 @@ async ([title, value]) => {
 """
 
 
-def set_slider(page, title, value):
-    """Set a Bokeh widget's value by its title; return ms until every map has repainted."""
-    return page.evaluate(SET_AND_TIME_JS, [title, value])
+def set_slider(page, title, value, *, timeout_s: float = 30.0):
+    """Set a Bokeh widget's value by its title (a DiscreteSlider by its label, ``value`` the
+    option's index); return ms until every map has repainted, at most ``timeout_s``."""
+    return page.evaluate(SET_AND_TIME_JS, [title, value, int(timeout_s * 1e3)])
 
 
 def move_latency_ms(page, title, values):

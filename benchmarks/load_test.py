@@ -5,13 +5,15 @@ one headless Chromium (Debian's, offline flags) with one Playwright context per 
 
 1. **single session**: ``--single-moves`` moves alone; its latencies are the anchor;
 2. ``--rounds`` rounds of ``--sessions`` contexts opened together, each making ``--moves`` moves
-   of the distance, PSF and centre-shift sliders to values no other session uses, all sessions at
-   once, each waiting for its own repaint before its next move.
+   of the distance, PSF, centre-shift and snapshot-time sliders to values no other session uses
+   (on the embedded runs, times no one has asked for yet: COSMIC evolves them inside the server),
+   all sessions at once, each waiting for its own repaint before its next move.
 
 Checked, and any failure makes the script exit with status 1:
 
 - **errors**: none in any page (uncaught exceptions, console errors, a move without repaint in
-  30 s) nor in the server's log (tracebacks, ``ERROR``);
+  30 s, 300 s for a new snapshot time) nor in the server's log (tracebacks, ``ERROR``, a
+  signal); the server process is alive at the end;
 - **cross-talk**: after every move the field table the *server* renders for that session shows
   that session's own distance; at the end of each round every session's flux image (read from
   its page) equals ``observe()`` of the page's own run, time and settings computed here,
@@ -59,7 +61,8 @@ _STATE_JS = """
   const numbers = models.find(m => typeof m.text === 'string' && m.text.includes('pidoc-numbers'));
   const run = models.find(m => m.title === 'Run' && 'options' in m);
   const slider = t => models.find(m => m.title === t && 'value' in m).value;
-  const flux = models.find(m => m.data && m.data.image !== undefined);
+  const flux = models.find(m => m.title && m.title.text === 'Mock V-band image')
+    .renderers[0].data_source;
   return {
     numbers: numbers ? numbers.text : null,
     run: run ? run.value : null,
@@ -70,32 +73,45 @@ _STATE_JS = """
 }
 """
 
-_DISTANCE_ROW = re.compile(r"Distance \(kpc\)</td><td>([0-9.]+)</td>")
+_DISTANCE_ROW = re.compile(r"Distance \(kpc\)</th>\s*<td>([0-9.]+)</td>")
+#: The DiscreteSlider's options end (its last index).
+_TIME_END_JS = """() => {
+  const models = [...Bokeh.documents[0].all_models];
+  const label = models.find(m => typeof m.text === 'string' && m.text.startsWith('Snapshot time'));
+  const box = models.find(m => Array.isArray(m.children) && m.children.includes(label));
+  return box.children.find(c => c !== label && 'start' in c).end;
+}"""
+TIME = "Snapshot time (Gyr)"
 _SNAPSHOT = re.compile(r"<b>(.*?)</b> at ([0-9.]+) Gyr")
 
 
 def session_moves(index: int, n_moves: int) -> list[tuple[str, float]]:
-    """Moves of session ``index`` (0-15): distance, PSF and shift values no other session uses.
+    """Moves of session ``index`` (0-15): distance, PSF, shift and time values no other session
+    uses.
 
     No value equals the dashboard's default (15 kpc, 1.0", 0"), and every move changes its slider,
-    so every move must repaint the maps.
+    so every move must repaint the maps. A time is a fraction of the run's span of snapshot times
+    (the page picks the nearest option): 0.25-0.4 and 0.999 in turn, so it differs from the default
+    (the time nearest 12 Gyr, the last of a short run) and from the previous time move.
 
     Examples
     --------
-    >>> session_moves(0, 3)
-    [('Distance (kpc)', 16.0), ('PSF FWHM (arcsec)', 0.575), ('Centre shift x (arcsec)', -3.875)]
+    >>> session_moves(0, 4)
+    [('Distance (kpc)', 16.0), ('PSF FWHM (arcsec)', 0.575), ('Centre shift x (arcsec)', -3.875), ('Snapshot time (Gyr)', 0.25)]
     """
     if not 0 <= index < 16:
         raise ValueError(f"session index must be in 0-15, not {index}")
     moves = []
     for j in range(n_moves):
-        k = j // 3
-        if j % 3 == 0:
+        k = j // 4
+        if j % 4 == 0:
             moves.append(("Distance (kpc)", float(16 + index + 17 * (k % 8))))
-        elif j % 3 == 1:
+        elif j % 4 == 1:
             moves.append(("PSF FWHM (arcsec)", 0.575 + 0.05 * index + 0.8 * (k % 2)))
-        else:
+        elif j % 4 == 2:
             moves.append(("Centre shift x (arcsec)", -3.875 + 0.25 * index + 4.0 * (k % 2)))
+        else:
+            moves.append((TIME, 0.25 + 0.01 * index if k % 2 == 0 else 0.999))
     return moves
 
 
@@ -113,6 +129,7 @@ class Session:
     def __init__(self, index, context, page):
         self.index, self.context, self.page = index, context, page
         self.latencies: list[float] = []
+        self.time_latencies: list[float] = []  # new snapshot times, apart: COSMIC's seconds
         self.errors: list[str] = []
         self.crosstalk: list[str] = []
         page.on("pageerror", lambda exc: self.errors.append(f"page error: {exc}"))
@@ -122,8 +139,13 @@ class Session:
             f"request failed: {req.url} ({req.failure})"))
 
     async def move(self, title, value):
+        timeout_ms = 30_000
+        if title == TIME:  # a fraction of the run's times -> the option's index
+            value = int(round(value * await self.page.evaluate(_TIME_END_JS)))
+            timeout_ms = 300_000  # a new time: COSMIC evolves the run in the server
         try:
-            self.latencies.append(await self.page.evaluate(SET_AND_TIME_JS, [title, value]))
+            ms = await self.page.evaluate(SET_AND_TIME_JS, [title, value, timeout_ms])
+            (self.time_latencies if title == TIME else self.latencies).append(ms)
         except Exception as exc:  # a timeout or a JS error is a failed move, counted
             self.errors.append(f"move {title} -> {value}: {type(exc).__name__}: {exc}")
             return
@@ -237,7 +259,8 @@ def server_log_errors(path: Path) -> list[str]:
     """Lines of the server's log that report an error."""
     text = path.read_text(errors="replace") if path.exists() else ""
     return [line for line in text.splitlines()
-            if "Traceback" in line or " ERROR" in line or line.startswith("ERROR")]
+            if "Traceback" in line or " ERROR" in line or line.startswith("ERROR")
+            or "Received signal" in line]
 
 
 def main(argv=None) -> list[Figure]:
@@ -263,8 +286,8 @@ def main(argv=None) -> list[Figure]:
     parser.add_argument("--log", default="/tmp/pidoc-load-test.log", help="server log file")
     parser.add_argument("--json", default=None, help="write the figures to this JSON file")
     args = parser.parse_args(argv)
-    if not 2 <= args.sessions <= 16 or args.moves < 3 or args.rounds < 1:
-        parser.error("need 2-16 sessions, >= 3 moves and >= 1 round")
+    if not 2 <= args.sessions <= 16 or args.moves < 4 or args.rounds < 1:
+        parser.error("need 2-16 sessions, >= 4 moves (one a time) and >= 1 round")
 
     serve_args = ["--weights", args.weights] if args.weights else []
     if args.snapshots:  # the dashboard names the directory's source "user: <name>"
@@ -284,18 +307,24 @@ def main(argv=None) -> list[Figure]:
         rss_start = rss_mib(proc.pid)
         report = asyncio.run(asyncio.wait_for(drive(url, proc.pid, args, sources),
                                               timeout=args.time_limit))
+        alive = proc.poll() is None
+        log_errors = server_log_errors(log)  # before the shutdown's own SIGTERM line
     elapsed = time.perf_counter() - t_start
 
     single = report["single"]
     rounds = report["rounds"]
     loaded = [x for rd in rounds for s in rd["sessions"] for x in s.latencies]
     errors = single.errors + [e for rd in rounds for s in rd["sessions"] for e in s.errors]
-    errors += [f"server log: {line}" for line in server_log_errors(log)]
+    errors += [f"server log: {line}" for line in log_errors]
     crosstalk = [c for rd in rounds for s in rd["sessions"] for c in s.crosstalk]
     crosstalk += [p for rd in rounds for p in rd["problems"]]
+    if not alive:
+        errors.append("the server process died during the test")
+    times = [x for rd in rounds for s in rd["sessions"] for x in s.time_latencies]
     expected_moves = args.rounds * args.sessions * args.moves
-    if len(loaded) != expected_moves:
-        errors.append(f"{expected_moves - len(loaded)} of {expected_moves} moves did not complete")
+    if len(loaded) + len(times) != expected_moves:
+        errors.append(f"{expected_moves - len(loaded) - len(times)} of {expected_moves} moves did "
+                      "not complete")
     rss_single, rss_first, rss_last = report["rss_single"], rounds[0]["rss"], rounds[-1]["rss"]
     growth, leak = rss_last - rss_single, rss_last - rss_first
     memory_ok = growth <= args.memory_bound_mib and leak <= args.leak_bound_mib
@@ -309,6 +338,9 @@ def main(argv=None) -> list[Figure]:
     print(f"single session: median {s_med:.0f} ms, p95 {s95:.0f} ms over {s_n} moves")
     print(f"{args.sessions} sessions at once: median {l_med:.0f} ms, p95 {l95:.0f} ms over {l_n} "
           f"moves; x{l_med / s_med:.1f} the single-session median")
+    if times:
+        print(f"new snapshot times under load: {len(times)} moves, median {np.median(times):.0f} ms,"
+              f" max {max(times):.0f} ms (COSMIC evolves each first request in the server)")
     print(f"errors: {len(errors)}; cross-talk: {len(crosstalk)}; {elapsed:.0f} s in all")
     for line in (errors + crosstalk)[:20]:
         print("  " + line)

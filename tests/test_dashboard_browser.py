@@ -1,5 +1,7 @@
-"""The served dashboard in headless Chromium: it renders, reacts, and keeps sessions apart."""
+"""The served dashboard in headless Chromium: it renders, reacts, keeps sessions apart, and no
+move of any control (new snapshot times, other runs) stops the server."""
 
+import html
 import os
 import sys
 from pathlib import Path
@@ -8,7 +10,8 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from browser import CHROMIUM, launch_browser, serve_dashboard, set_slider  # noqa: E402
+from browser import (CHROMIUM, launch_browser, serve_dashboard, set_slider,  # noqa: E402
+                     stop_process_group)
 
 pytestmark = [
     pytest.mark.browser,
@@ -136,7 +139,7 @@ def test_concurrent_sessions_load_test(weights, snapshots, tmp_path):
     out = tmp_path / "load.json"
     proc = subprocess.run(
         [sys.executable, str(Path(__file__).resolve().parents[1] / "benchmarks" / "load_test.py"),
-         "--sessions", "4", "--moves", "3", "--rounds", "1", "--single-moves", "3",
+         "--sessions", "4", "--moves", "4", "--rounds", "1", "--single-moves", "3",
          "--weights", str(weights), "--snapshots", str(snapshots), "--settle", "0",
          "--memory-bound-mib", "4096", "--leak-bound-mib", "4096",
          "--log", str(tmp_path / "panel.log"), "--time-limit", "600", "--json", str(out)],
@@ -144,3 +147,81 @@ def test_concurrent_sessions_load_test(weights, snapshots, tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     load = read_json(out)[0]
     assert load.met and load.n == 12 and "errors 0, cross-talk 0" in load.name
+
+
+# -------------------------------------------------------------------------------------------
+# The embedded runs: new snapshot times and other runs (COSMIC evolves inside the server)
+# -------------------------------------------------------------------------------------------
+
+#: Stars of the embedded analogues here: a fast set-up; they dissolve within a few Gyr.
+N_STARS = 5000
+
+_STATE_JS = """() => {
+  const models = [...Bokeh.documents[0].all_models];
+  const numbers = models.find(m => typeof m.text === 'string' && m.text.includes('pidoc-numbers'));
+  const value = t => models.find(m => m.title === t && 'value' in m).value;
+  const flux = models.find(m => m.title && m.title.text === 'Mock V-band image');
+  const label = models.find(m => typeof m.text === 'string' && m.text.startsWith('Snapshot time'));
+  return {numbers: numbers.text, run: value('Run'), distance: value('Distance (kpc)'),
+          psf: value('PSF FWHM (arcsec)'), shift_x: value('Centre shift x (arcsec)'),
+          shift_y: value('Centre shift y (arcsec)'), time_label: label.text,
+          flux: Array.from(flux.renderers[0].data_source.data.image[0])};
+}"""
+
+
+@pytest.fixture(scope="module")
+def embedded(weights, tmp_path_factory):
+    """The dashboard on the embedded runs, with an empty snapshot cache of its own."""
+    cache = tmp_path_factory.mktemp("pidoc-cache")
+    log = tmp_path_factory.mktemp("serve-embedded") / "panel.log"
+    args = ["--weights", weights, "--n-stars", N_STARS]
+    with serve_dashboard(args=args, env={"PIDOC_CACHE_DIR": str(cache)}, log_path=log,
+                         timeout_s=600) as (url, proc):
+        yield url, proc, cache, log
+
+
+def _check_page_matches_widgets(page, sources, run, time_gyr):
+    """The numbers name the run and time the widgets show, the distance row the slider's, and
+    the flux map is observe() of that run's snapshot under the page's settings."""
+    from pidoc_core.imager import ObservationSetup, observe
+
+    state = page.evaluate(_STATE_JS)
+    numbers = html.unescape(state["numbers"])
+    assert state["run"] == run
+    assert f"<b>{run}</b> at {time_gyr:g} Gyr" in numbers, numbers[:200]
+    assert float(state["time_label"].split("<b>")[1].split("</b>")[0]) == time_gyr
+    assert f"<th>Distance (kpc)</th>\n      <td>{state['distance']:g}</td>" in numbers
+    setup = ObservationSetup(distance_kpc=state["distance"], psf_fwhm_arcsec=state["psf"],
+                             shift_arcsec=(state["shift_x"], state["shift_y"]))
+    expected = observe(sources[run].snapshot(time_gyr), setup).flux.values.ravel()
+    np.testing.assert_allclose(np.asarray(state["flux"], np.float32), expected, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_new_times_and_runs_never_stop_the_server(browser, embedded):
+    """Issue 17: moving the Snapshot-time slider to times not yet cached (COSMIC evolves them in
+    the server process) and across runs keeps the server alive and the numbers those of the
+    widgets; a lost connection is then announced on the page."""
+    from pidoc_core.evolution import paper_runs
+
+    url, proc, cache, log = embedded
+    sources = paper_runs(n_stars=N_STARS, cache_dir=cache, progress=False)
+    page, errors = open_page(browser, url)
+    for k, run in enumerate(("MW15 analogue", "MW15-R1.6 analogue", "MW15-R4 analogue")):
+        if k:
+            set_slider(page, "Run", run, timeout_s=300)
+        sources[run].setup()
+        times = [round(float(t), 3) for t in sources[run].times]
+        for index in (len(times) // 4, len(times) // 2, (3 * len(times)) // 4):
+            set_slider(page, "Snapshot time (Gyr)", index, timeout_s=300)
+            page.wait_for_function("() => Bokeh.documents[0].is_idle")
+            assert proc.poll() is None, log.read_text()[-2000:]
+            _check_page_matches_widgets(page, sources, run, times[index])
+        set_slider(page, "Distance (kpc)", 40 + 10 * k)
+        _check_page_matches_widgets(page, sources, run, times[index])
+    assert proc.poll() is None and "SIGTERM" not in log.read_text()
+    assert not errors
+    # the server goes away: the page says so instead of leaving frozen plots under a green banner
+    stop_process_group(proc)
+    page.get_by_text("Connection to the π-DOC server lost").wait_for(timeout=30_000)
+    page.close()
