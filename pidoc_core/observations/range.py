@@ -3,7 +3,8 @@
 :func:`training_grid_flags` compares a mock observation's settings (distance, seeing, shift,
 rotation, age) with the training grid (:data:`TRAINING_GRID`, the paper's Table 1);
 :func:`range_check` compares an observed field (luminosity, distance, image statistics) with the
-training set's range (the paper's Fig. 10)."""
+training set's range (the paper's Fig. 10), measured from the model's own training set when its
+provenance records it (:mod:`pidoc_core.training_range`)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import xarray as xr
 
 from ..conventions import FLUX_FLOOR, N_PIXELS
 from ..paper import TRAINING_GRID
+from ..training_range import is_measured_range, luminosity_bounds
 from ._common import PAPER_LUMINOSITY_RANGE, ObservationInputError, RangeWarning
 
 __all__ = ["TRAINING_GRID", "training_grid_flags", "RangeVerdict", "check_luminosity",
@@ -111,6 +113,10 @@ class RangeVerdict:
 def _luminosity_reference(model):
     prov = getattr(model, "provenance", None) or {}
     ref = prov.get("training_luminosity_range")
+    if is_measured_range(ref):
+        return dict(measured=ref, luminosity_v_lsun=None, distance_kpc=None, age_min_gyr=None,
+                    source="model provenance training_luminosity_range (measured from its "
+                           "training set per age and distance)")
     if ref is not None:
         if isinstance(ref, dict):
             lum = ref.get("luminosity_v_lsun", ref.get("range"))
@@ -129,15 +135,49 @@ def _luminosity_reference(model):
     return dict(PAPER_LUMINOSITY_RANGE)
 
 
+def _measured_bounds(ref, d, age_gyr, notes):
+    """(lo, hi) of a measured range at distance ``d`` and ``age_gyr``, with notes saying how."""
+    record = ref["measured"]
+    b = luminosity_bounds(record, d, age_gyr)
+    dists = record["distance_kpc"]
+    how = "min-max" if b["bounds"] == "minmax" else \
+        "{:g}-{:g} percentile".format(*record.get("percentiles", (1, 99)))
+    if not (math.isfinite(b["lo"]) and math.isfinite(b["hi"])):
+        notes.append("the model's measured training luminosity range has no maps at these "
+                     "ages; the luminosity was not checked")
+        return None
+    if age_gyr is None:
+        lo_age, hi_age = b["ages_gyr"]
+        where = (f"ages {lo_age:g}-{hi_age:g} Gyr (age unknown; the old clusters of the paper's "
+                 "Fig. 10 test)")
+    else:
+        where = f"age {age_gyr:g} Gyr"
+    notes.append(f"training luminosity range measured from the model's training set "
+                 f"({how} of {record.get('n_maps', '?')} maps), {b['lo']:.4g}-{b['hi']:.4g} Lsun "
+                 f"at {d:g} kpc and {where}, interpolated in distance and age")
+    if b["distance_clamped"] and dists:
+        notes.append(f"{d:g} kpc is outside the training distances {min(dists):g}-"
+                     f"{max(dists):g} kpc; the range at the nearest one is used")
+    return b["lo"], b["hi"]
+
+
 def check_luminosity(luminosity_v_lsun: float, distance_kpc: float, *, model=None,
                      age_gyr: float | None = None) -> RangeVerdict:
     """Compare a field luminosity (Lsun, at ``distance_kpc``) with the training set's range.
 
-    The range is the model's ``provenance["training_luminosity_range"]`` when present (a pair of
-    Lsun, or a dict with ``luminosity_v_lsun`` and optionally ``distance_kpc``, ``age_min_gyr``),
-    else the paper's statement (:data:`PAPER_LUMINOSITY_RANGE`: ~300-5000 Lsun for ages > 11 Gyr
-    at 10-40 kpc), with a note saying so. The distance is compared with the model's
-    ``provenance["training_grid"]`` distances (or :data:`TRAINING_GRID`, the paper's).
+    The range is, in order of preference:
+
+    1. the model's measured ``provenance["training_luminosity_range"]``
+       (:func:`pidoc_core.training_range.measure_luminosity_range`: per age bin and distance),
+       interpolated at ``distance_kpc`` and ``age_gyr`` (without an age, the envelope of the
+       bins older than 11 Gyr, the paper's Fig. 10 test);
+    2. an older one-pair form of that key (a pair of Lsun, or a dict with ``luminosity_v_lsun``
+       and optionally ``distance_kpc``, ``age_min_gyr``);
+    3. the paper's statement (:data:`PAPER_LUMINOSITY_RANGE`: ~300-5000 Lsun for ages > 11 Gyr
+       at 10-40 kpc), with a note saying so.
+
+    The distance is compared with the model's ``provenance["training_grid"]`` distances (or
+    :data:`TRAINING_GRID`, the paper's).
 
     Examples
     --------
@@ -155,7 +195,12 @@ def check_luminosity(luminosity_v_lsun: float, distance_kpc: float, *, model=Non
     elif not d_lo <= d <= d_hi:
         reasons.append(f"distance {d:g} kpc is outside the trained {d_lo:g}-{d_hi:g} kpc")
     ref = _luminosity_reference(model)
-    lo, hi = ref["luminosity_v_lsun"]
+    if ref.get("measured") is not None:
+        age = None if age_gyr is None or not math.isfinite(float(age_gyr)) else float(age_gyr)
+        pair = _measured_bounds(ref, d, age, notes) if math.isfinite(d) and d > 0 else None
+        lo, hi = pair if pair is not None else (math.nan, math.nan)
+    else:
+        lo, hi = ref["luminosity_v_lsun"]
     if ref["source"] == PAPER_LUMINOSITY_RANGE["source"]:
         notes.append("the model records no training_luminosity_range; using the paper's range "
                      f"{lo:g}-{hi:g} Lsun (ages > 11 Gyr, 10-40 kpc; Sect. 5, Fig. 10)")
@@ -170,12 +215,14 @@ def check_luminosity(luminosity_v_lsun: float, distance_kpc: float, *, model=Non
                      f"this cluster's age is {age_gyr:g} Gyr (younger fields are brighter)")
     if not math.isfinite(lum):
         reasons.append("the field luminosity is not finite")
+    elif not (math.isfinite(lo) and math.isfinite(hi)):
+        pass  # no range to compare with (said in the notes)
     elif lum < lo:
         reasons.append(f"field luminosity {lum:.4g} Lsun is below the training range "
-                       f"{lo:g}-{hi:g} Lsun")
+                       f"{lo:.4g}-{hi:.4g} Lsun")
     elif lum > hi:
         reasons.append(f"field luminosity {lum:.4g} Lsun is above the training range "
-                       f"{lo:g}-{hi:g} Lsun: pi-DOC will read it as a young cluster and "
+                       f"{lo:.4g}-{hi:.4g} Lsun: pi-DOC will read it as a young cluster and "
                        "underestimate M/L (paper Sect. 5)")
     return RangeVerdict(inside=not reasons, reasons=reasons, notes=notes, luminosity_v_lsun=lum,
                         luminosity_range_lsun=(lo, hi), distance_kpc=d, reference=ref["source"])
