@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bz2
 import gzip
 import shutil
 import tempfile
@@ -633,9 +634,54 @@ def _valid_files() -> dict[str, bytes]:
         for ext in (".ecsv", ".fits", ".h5", ".parquet"):
             files[ext] = write_table(snap, directory / f"v{ext}").read_bytes()
         files["conf3"] = write_conf3(directory / "conf.3_125", Nbody6Run(n=6)).read_bytes()
+        files["conf3.gz"] = gzip.compress(files["conf3"])
+        files.update(_new_format_files(directory))
     files["petar"] = petar_text(petar_rows(n=4)).encode()
     files["csv"] = b"x,y,z,vx,vy,vz,m,L,R\n" + b"1,2,3,4,5,6,1,1,1\n" * 3
+    files["dat10"] = b"0.5\t1.0 2.0 3.0\t0.1 0.2 0.3\n" * 4
+    files["dat10.bz2"] = bz2.compress(files["dat10"])
     return files
+
+
+def _new_format_files(directory: Path) -> dict[str, bytes]:
+    """One small file each of NBODY6++GPU snap.40 (both layouts), an AMUSE store and the
+    2021 sev.83 layout (refused as a main file)."""
+    import h5py
+
+    out = {}
+    n = 4
+    with h5py.File(directory / "new.h5part", "w") as f:
+        g = f.create_group("Step#0")
+        g.attrs["Time"] = 1.0
+        g["000 Scalars"] = np.r_[1.0, 0, 1.5, 10.0, n, 0.8, 0, 0, 0, 0, 0.8, 1.3, np.zeros(88)]
+        for k, key in enumerate(("001 X1", "002 X2", "003 X3", "004 V1", "005 V2", "006 V3")):
+            g[key] = np.arange(n, dtype=np.float32) + k
+        g["023 M"], g["026 R*"], g["027 L*"] = np.ones(n), np.ones(n), np.ones(n)
+        g["031 KW"], g["032 Name"], g["033 Type"] = np.ones(n, int), np.arange(n), np.zeros(n, int)
+    out["snap40"] = (directory / "new.h5part").read_bytes()
+    with h5py.File(directory / "old.h5part", "w") as f:
+        g = f.create_group("Step#0")
+        g.attrs["Time"] = 1.0
+        for key in ("X1", "X2", "X3", "V1", "V2", "V3", "M", "RS", "L", "TE"):
+            g[key] = np.linspace(0.5, 2.0, n)
+        g["NAM"], g["KW"] = np.arange(n), np.ones(n, int)
+        g.create_group("Binaries").attrs["N_BINARY"] = 0
+    out["snap40-old"] = (directory / "old.h5part").read_bytes()
+    with h5py.File(directory / "set.amuse", "w") as f:
+        f.create_group("AMUSE_INF").attrs["version"] = "2.0"
+        g = f.create_group("data").create_group("0000000001")
+        g.attrs["type"] = "particles"
+        g["keys"] = np.arange(n, dtype=np.uint64)
+        a = g.create_group("attributes")
+        for key in ("x", "y", "z", "vx", "vy", "vz", "mass"):
+            a[key] = np.linspace(0.5, 2.0, n)
+            a[key].attrs["units"] = "system.get('nbody').base('length')" if key in "xyz" else \
+                "none"
+    out["amuse"] = (directory / "set.amuse").read_bytes()
+    row = f" {1.0:13.5E}{1:8d}{1:8d}{1:3d}" + "".join(f"{v:13.5E}" for v in
+                                                      (0.5, 1, 0, 0, 3.761777, 10, 0))
+    out["sev83-2021"] = f"{1:8d}{1.0:9.1f}\n{row}\n".encode()
+    return out
 
 
 _TEMPLATES = _valid_files()
@@ -663,7 +709,8 @@ def fuzz_dir(tmp_path_factory):
 @settings(max_examples=50, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.binary(max_size=600),
-       fmt=st.sampled_from([None, "nbody6", "petar", "ecsv", "csv", "fits", "hdf5", "parquet"]))
+       fmt=st.sampled_from([None, "nbody6", "nbody6-hdf5", "amuse", "dat10", "petar", "ecsv",
+                            "csv", "fits", "hdf5", "parquet"]))
 def test_fuzz_random_bytes(fuzz_dir, data, fmt):
     _read_and_classify(data, fuzz_dir, fmt)
 

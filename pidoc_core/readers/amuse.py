@@ -121,10 +121,11 @@ def _last_version(f, path):
     if not versions:
         raise ReaderError(f"{path}: AMUSE store without a stored set in 'data'")
     group = data[versions[-1]]
-    kind = group.attrs.get("type", b"particles")
-    kind = kind.decode() if isinstance(kind, bytes) else str(kind)
-    if kind != "particles" or "attributes" not in group:
-        raise ReaderError(f"{path}: data/{versions[-1]} is an AMUSE {kind!r}, not a particle set")
+    # a particle set has 'keys' and 'attributes'; a grid has 'shape' instead of 'keys'. (The
+    # string attribute 'type' is not read: libhdf5 can hang on a damaged variable-length string.)
+    if "attributes" not in group or "keys" not in group:
+        raise ReaderError(f"{path}: data/{versions[-1]} is not an AMUSE particle set (expected "
+                          "'keys' and 'attributes'; an AMUSE grid has 'shape')")
     return versions[-1], group
 
 

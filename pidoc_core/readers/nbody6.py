@@ -122,7 +122,7 @@ def _time_matches(block: HRBlock, ttot: float, tphys: float) -> float:
     return np.inf
 
 
-def _pick_block(blocks, ttot, tphys, check_time, path, kind):
+def _pick_block(blocks, ttot, tphys, check_time, path, kind, snapshot):
     usable = [b for b in blocks if b.layout != "empty" or b.tphys is not None]
     if not usable:
         raise ReaderError(f"{path}: holds no {kind} rows")
@@ -132,7 +132,8 @@ def _pick_block(blocks, ttot, tphys, check_time, path, kind):
         if check_time and np.isfinite(miss) and miss > 1:
             raise ReaderError(
                 f"{path}: its output time ({_describe_time(block)}) does not match the snapshot "
-                f"(TTOT = {ttot:g}, {tphys:g} Myr); pass the matching file or check_time=False"
+                f"{snapshot.name} (TTOT = {ttot:g}, {tphys:g} Myr); pass the matching file or "
+                "check_time=False"
             )
     else:
         misses = [_time_matches(b, ttot, tphys) for b in usable]
@@ -141,7 +142,8 @@ def _pick_block(blocks, ttot, tphys, check_time, path, kind):
         if check_time and not misses[best] <= 1:
             times = ", ".join(_describe_time(b) for b in usable[:8])
             raise ReaderError(
-                f"{path}: no block at the snapshot time (TTOT = {ttot:g}, {tphys:g} Myr); "
+                f"{path}: no block at the time of {snapshot.name} (TTOT = {ttot:g}, "
+                f"{tphys:g} Myr); "
                 f"blocks are at {times}{' ...' if len(usable) > 8 else ''}"
             )
     if not block.complete:
@@ -206,11 +208,11 @@ def _bev_path(path: Path, bev, sev_path) -> Path | None:
 
 def _hr_blocks(path, sev_path, bev_path, ttot, tphys, check_time):
     blocks = [_pick_block(read_hr_file(sev_path, kind="sev"), ttot, tphys, check_time, sev_path,
-                          "sev")]
+                          "sev", path)]
     if bev_path is not None:
         bev_blocks = read_hr_file(bev_path, kind="bev")
         if any(b.name.size for b in bev_blocks):
-            blocks.append(_pick_block(bev_blocks, ttot, tphys, check_time, bev_path, "bev"))
+            blocks.append(_pick_block(bev_blocks, ttot, tphys, check_time, bev_path, "bev", path))
     return blocks
 
 
