@@ -43,7 +43,8 @@ def predict_flux_map(flux_ds: xr.Dataset, model, *, distance_kpc: float | None =
         ``age`` (Gyr), ``distance`` (kpc, π-DOC's); attributes ``distance_used_kpc``,
         ``distance_source``, ``range_verdict``, ``range_reasons``, ``range_notes``.
     """
-    pred = model.predict(flux_ds["flux"].values)
+    flux = flux_ds["flux"].values
+    pred = model.predict(flux, mass_network="none") if model.has_age_distance else {}
     ds = flux_ds.copy()
     name = ds.attrs.get("cluster") or ""
     lit = None
@@ -68,12 +69,20 @@ def predict_flux_map(flux_ds: xr.Dataset, model, *, distance_kpc: float | None =
         raise ObservationInputError(f"distance must be > 0 kpc, got {d!r} ({source})")
     if age_gyr is None and lit is not None and not np.ma.is_masked(lit["age"]):
         age_gyr = float(lit["age"])
+    if model.has_mass:  # the distance-aware network takes the distance used, when it is known
+        known = source != "pi-DOC prediction" and model.has_distance_aware_mass
+        pred = model.predict(flux, distance_kpc=d if known else None)
     lum = field_luminosity(ds, d)
     if "mass" in pred:
         mass = pred["mass"].values[0].astype(np.float32)
         ds["mass"] = (("y", "x"), mass, {"long_name": "log10 mass per pixel predicted by pi-DOC",
                                          "units": "log10(Msun)"})
         field_mass = float(np.sum(10.0 ** mass.astype(np.float64)))
+        for bound in ("lo", "hi"):
+            if f"field_mass_{bound}" in pred:
+                ds[f"field_mass_{bound}"] = ((), float(pred[f"field_mass_{bound}"].values[0]), {
+                    "long_name": f"{'lower' if bound == 'lo' else 'upper'} bound of the 68 % "
+                                 "interval of the field mass", "units": "Msun"})
     else:
         field_mass = math.nan
     ml = field_mass / lum if lum > 0 else math.nan
@@ -85,6 +94,12 @@ def predict_flux_map(flux_ds: xr.Dataset, model, *, distance_kpc: float | None =
                                     "units": "Msun/Lsun"})
     ds["age"] = ((), age_pred, {"long_name": "age predicted by pi-DOC", "units": "Gyr"})
     ds["distance"] = ((), dist_pred, {"long_name": "distance predicted by pi-DOC", "units": "kpc"})
+    for key in ("age", "distance"):
+        for bound in ("lo", "hi"):
+            if f"{key}_{bound}" in pred:
+                ds[f"{key}_{bound}"] = ((), float(pred[f"{key}_{bound}"].values[0]), {
+                    "long_name": f"{'lower' if bound == 'lo' else 'upper'} bound of the 68 % "
+                                 f"interval of the {key}", "units": ds[key].attrs["units"]})
     verdict = range_check(ds, d, model=model, age_gyr=age_gyr)
     ds.attrs.update(
         distance_used_kpc=d,
@@ -94,6 +109,7 @@ def predict_flux_map(flux_ds: xr.Dataset, model, *, distance_kpc: float | None =
         range_notes=" | ".join(verdict.notes),
         range_reference=verdict.reference,
         model=str(pred.attrs.get("model", "pi-DOC")),
+        mass_network=str(pred.attrs.get("mass_network", "none")),
         mass_floor_msun=MASS_FLOOR,
     )
     if not ("mass" in pred):
