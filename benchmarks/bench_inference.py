@@ -1,10 +1,12 @@
-"""Inference speed of the mass network: ms per map at batch 1 and batch 64, beside the paper's 70 ms.
+"""Inference speed: ms per map at batch 1 and batch 64, beside the paper's 70 ms.
 
-Timed: the shipped model (``weights/pidoc``, a reduced network) and the full-size encoder-decoder
-of the paper (CED.json), each with and without XLA ``jit_compile``, and ``PiDOC.predict`` end to
-end (standardisation, both networks, xarray output) as the dashboard calls it. The anchor measured
-in the same run is the paper-size network without XLA; the paper's own figure (70 ms per map on
-its hardware) is quoted beside. Targets (issue 5): <= 30 ms for one map, <= 7 ms per map batched.
+Timed: each network of the shipped model (``weights/pidoc``: the distance-aware and the flux-only
+mass networks, the age/distance CNN) and the full-size encoder-decoder of the paper (CED.json),
+each with and without XLA ``jit_compile``, and ``PiDOC.predict`` end to end as the dashboard and
+``pidoc predict`` call it (standardisation, the age/distance network, the distance-aware mass
+network, the calibrated 68 % intervals, xarray output), for one map and for 64. The anchor
+measured in the same run is the paper-size network without XLA; the paper's own figure (70 ms per
+map on its hardware) is quoted beside. Targets: <= 30 ms for one map, <= 7 ms per map batched.
 
 Run: ``python benchmarks/bench_inference.py [--repeats 30] [--weights DIR] [--json FILE]``
 """
@@ -42,8 +44,9 @@ def bench_network(network, *, repeats, jit):
     import keras
     import tensorflow as tf
 
-    one = np.random.default_rng(0).normal(size=(1, 160, 160, 1)).astype("float32")
-    many = np.random.default_rng(1).normal(size=(64, 160, 160, 1)).astype("float32")
+    shape = tuple(network.input_shape[1:])
+    one = np.random.default_rng(0).normal(size=(1, *shape)).astype("float32")
+    many = np.random.default_rng(1).normal(size=(64, *shape)).astype("float32")
     @tf.autograph.experimental.do_not_convert
     def forward(x):
         return network(x, training=False)
@@ -66,8 +69,12 @@ def main(argv=None) -> list[Figure]:
     from pidoc_core.networks import build_encoder_decoder
 
     shipped = PiDOC.load(args.weights)
-    candidates = {"paper-size encoder-decoder (CED.json)": build_encoder_decoder(),
-                  "shipped mass network": shipped.mass_network}
+    candidates = {"paper-size encoder-decoder (CED.json)": build_encoder_decoder()}
+    for name, net in (("shipped distance-aware mass network", shipped.mass_ml_network),
+                      ("shipped flux-only mass network", shipped.mass_network),
+                      ("shipped age/distance network", shipped.age_distance_network)):
+        if net is not None:
+            candidates[name] = net
     results = {}
     for name, net in candidates.items():
         for jit in (False, True):
@@ -79,16 +86,18 @@ def main(argv=None) -> list[Figure]:
                   f"(5-95%: {b64[1]:.2f}-{b64[2]:.2f}) [target <= 7]; paper {PAPER_MS_PER_MAP:.0f} "
                   f"ms/map -> x{PAPER_MS_PER_MAP / b64[0]:.1f} batched")
     one = np.full((160, 160), -5.4) + np.random.default_rng(2).normal(scale=0.5, size=(160, 160))
-    t_predict = _time_calls(lambda: shipped.predict(one), args.repeats) * 1e3
+    given = {"distance_kpc": 15.0} if shipped.has_distance_aware_mass else {}
+    t_predict = _time_calls(lambda: shipped.predict(one, **given), args.repeats) * 1e3
     end_to_end = spread(t_predict)
-    print(f"PiDOC.predict on one map (mass + age/distance, xarray out): {end_to_end[0]:.1f} ms "
+    what = (f"mass network: {shipped.predict(one, **given).attrs['mass_network']}, "
+            f"age/distance, intervals: {bool(shipped.provenance.get('intervals'))}")
+    print(f"PiDOC.predict on one map ({what}, xarray out): {end_to_end[0]:.1f} ms "
           f"(5-95%: {end_to_end[1]:.1f}-{end_to_end[2]:.1f})")
     many = one + np.random.default_rng(3).normal(scale=0.1, size=(64, 160, 160))
-    mass_only = PiDOC(mass_network=shipped.mass_network, standardisation=shipped.standardisation)
-    t_many = _time_calls(lambda: mass_only.predict(many, batch_size=64),
+    t_many = _time_calls(lambda: shipped.predict(many, batch_size=64, **given),
                          max(3, args.repeats // 5)) * 1e3 / 64
     batched = spread(t_many)
-    print(f"PiDOC.predict, mass network, 64 maps in one batch (XLA {mass_only.xla}): "
+    print(f"PiDOC.predict, 64 maps in one batch ({what}; XLA {shipped.xla}): "
           f"{batched[0]:.2f} ms/map (5-95%: {batched[1]:.2f}-{batched[2]:.2f}) [target <= 7]")
 
     anchor_key = "paper-size encoder-decoder (CED.json)"
@@ -103,12 +112,12 @@ def main(argv=None) -> list[Figure]:
                 "paper-size network, no XLA", anchor[0], "ms/map", anchor[0] / sp[0],
                 "paper-size / this"))
     figures.append(Figure(
-        "inference", "PiDOC.predict, one map, both networks (what a dashboard move calls)", "ms",
-        *end_to_end, "<= 30 ms", end_to_end[0] <= 30, "shipped mass network, batch 1",
-        results["shipped mass network"][0][0], "ms", end_to_end[0] / results[
-            "shipped mass network"][0][0], "predict / mass network"))
+        "inference", f"PiDOC.predict, one map ({what})", "ms",
+        *end_to_end, "<= 30 ms", end_to_end[0] <= 30, "paper-size network, batch 1, no XLA",
+        results[anchor_key][0][0], "ms", end_to_end[0] / results[anchor_key][0][0],
+        "predict / paper-size network"))
     figures.append(Figure(
-        "inference", "PiDOC.predict, mass network, 64 maps in one batch (XLA-compiled batches)",
+        "inference", f"PiDOC.predict, 64 maps in one batch ({what})",
         "ms/map", *batched, "<= 7 ms", batched[0] <= 7, "paper-size network, no XLA",
         results[anchor_key][1][0], "ms/map", results[anchor_key][1][0] / batched[0],
         "paper-size / this"))
