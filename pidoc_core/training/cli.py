@@ -1,0 +1,236 @@
+"""``pidoc train``: its arguments (:func:`add_train_arguments`) and runner (:func:`run_train`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..model import open_model
+from ._common import _ROLES, BUILDERS, KINDS, LR_SCHEDULES, TrainingError
+from .checkpoints import latest_checkpoint, read_checkpoint_metadata
+from .data import array_pipeline
+from .fit import fit
+
+__all__ = ["add_train_arguments", "run_train"]
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add the arguments of ``pidoc train`` to a (sub-)parser; returns it.
+
+    ``pidoc train mass|age-distance --dataset DIR --out DIR [--validation STORE] [--epochs N]
+    [--batch-size B]
+    [--filters F ...] [--learning-rate LR] [--patience P] [--seed S] [--resume]
+    [--mixed-precision] [--strategy auto|none|mirrored] [--vgg-weights PATH]``. Set
+    ``func=run_train`` on it (``parser.set_defaults(func=run_train)``).
+    """
+    parser.add_argument("kind", choices=sorted(KINDS), help="network to train")
+    parser.add_argument("--dataset", required=True,
+                        help="directory of split stores (train.zarr, val.zarr) written by "
+                             "pidoc_core.dataset.build_splits, or one training store")
+    parser.add_argument("--validation", default=None,
+                        help="validation store (default: val.zarr next to train.zarr)")
+    parser.add_argument("--out", required=True, help="run directory")
+    parser.add_argument("--epochs", type=int, default=200, help="total epochs (default 200)")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--filters", type=int, nargs="+", default=None,
+                        help="filters per encoder level (mass; the bottleneck takes the last) "
+                             "or per convolution block (age-distance; 4 blocks with the "
+                             "paper's kernel sizes); default: the paper's network")
+    parser.add_argument("--learning-rate", type=float, default=None,
+                        help="Adam learning rate (default: the paper's, 10^-2.5 for mass, "
+                             "10^-4 for age-distance)")
+    parser.add_argument("--patience", type=int, default=20,
+                        help="epochs without validation improvement before stopping")
+    parser.add_argument("--steps-per-epoch", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from the last checkpoint in --out")
+    parser.add_argument("--mixed-precision", nargs="?", const="float16", default=None,
+                        choices=("float16", "bfloat16"),
+                        help="mixed precision: float16 (GPUs; the default of the bare flag) or "
+                             "bfloat16 (CPUs with AVX512-BF16/AMX: ~1.7x faster steps here)")
+    parser.add_argument("--strategy", default="auto", choices=("auto", "none", "mirrored"),
+                        help="auto: MirroredStrategy when several GPUs are visible")
+    parser.add_argument("--vgg-weights", default=None,
+                        help="ImageNet VGG16 'notop' .h5 for the perceptual loss")
+    parser.add_argument("--builder", default=None,
+                        choices=sorted({b for v in BUILDERS.values() for b in v}),
+                        help="network builder (default: the paper's network for mass and "
+                             "age-distance, build_mass_unet for mass-ml)")
+    parser.add_argument("--lr-schedule", default="constant", choices=LR_SCHEDULES,
+                        help="constant (the paper) or cosine decay over --epochs with warm-up")
+    parser.add_argument("--loss", default=None, choices=("perceptual", "mse"),
+                        help="default: the paper's (perceptual for mass, MSE for age-distance)")
+    parser.add_argument("--init-from", default=None,
+                        help="start from the weights of a saved pi-DOC model directory or of the "
+                             "authors' v0.1 release (fine-tuning); its standardisation is kept")
+    parser.add_argument("--flux-standardisation-from", default=None,
+                        help="take the input (flux) standardisation from a saved model or a v0.1 "
+                             "release instead of the training set, so that networks trained "
+                             "separately can be shipped together")
+    parser.add_argument("--verbose", type=int, default=2, choices=(0, 1, 2))
+    return parser
+
+
+#: kind -> (input maps, target, extra constant input channel) of dataset.load_arrays.
+_ARRAY_ROLES = {"mass": ("flux", "mass", None), "mass-ml": ("flux", "ml", "log_distance"),
+                "age-distance": ("flux", "distance_age", None)}
+
+
+@dataclass(frozen=True)
+class _Start:
+    network: Any
+    standardisation: dict
+
+
+def _initial_network(path, kind) -> _Start:
+    """The network of ``kind`` and its standardisation from a saved model or a v0.1 release."""
+    start = open_model(path)
+    network = getattr(start, f"{_ROLES[kind]}_network")
+    if network is None:
+        raise TrainingError(f"--init-from {path}: holds no {kind} network")
+    keys = {"mass": ("flux_mean", "flux_std", "mass_mean", "mass_std"),
+            "mass-ml": ("flux_mean", "flux_std", "ml_mean", "ml_std", "log_distance_mean",
+                        "log_distance_std"),
+            "age-distance": ("flux_mean", "flux_std", "distance_age_mean",
+                             "distance_age_std")}[kind]
+    return _Start(network, {k: start.standardisation.get(k) for k in keys})
+
+
+def _training_grid(ds) -> dict:
+    """Training conditions of a dataset in the form of pidoc_core.exploration.TRAINING_GRID."""
+    return {
+        "distance_kpc": sorted({float(v) for v in np.unique(ds.distance.values)}),
+        "psf_fwhm_arcsec": sorted({float(v) for v in np.unique(ds.psf_fwhm.values)}),
+        "shift_max_arcsec": float(max(np.abs(ds.shift_x.values).max(),
+                                      np.abs(ds.shift_y.values).max())),
+        "rotations_deg": sorted({float(v) for v in np.unique(ds.rotation.values)}),
+        "time_gyr": [float(ds.time.values.min()), float(ds.time.values.max())],
+    }
+
+
+def _dataset_stores(path, validation=None):
+    """(train store, validation store or None) for ``--dataset`` / ``--validation``.
+
+    ``path`` is a directory of split stores written by
+    :func:`pidoc_core.dataset.build_splits` (``train.zarr``, ``val.zarr``, ...) or one store.
+    """
+    path = Path(path)
+    if (path / "train.zarr").exists():
+        train = path / "train.zarr"
+        if validation is None and (path / "val.zarr").exists():
+            validation = path / "val.zarr"
+    elif path.exists():
+        train = path
+    else:
+        raise FileNotFoundError(f"dataset {path} does not exist")
+    return train, (None if validation is None else Path(validation))
+
+
+def _provenance(args, dsmod, train_ds, train_path, val_path) -> dict:
+    """The data description of a ``pidoc train`` run, for the manifest."""
+    provenance = {"train": str(train_path.resolve()),
+                  "validation": None if val_path is None else str(val_path.resolve())}
+    for role, p in (("train_info", train_path), ("validation_info", val_path)):
+        if p is not None and hasattr(dsmod, "dataset_info"):
+            info = dsmod.dataset_info(p)
+            provenance[role] = json.loads(json.dumps(info, default=str))
+    if getattr(args, "init_from", None):
+        provenance["initialised_from"] = str(Path(args.init_from).resolve())
+    # the constant-M/L baseline (evaluation, dashboard) and the range checks need these
+    provenance["training_mass_to_light"] = float(dsmod.training_mass_to_light(train_ds))
+    provenance["training_grid"] = _training_grid(train_ds)
+    return provenance
+
+
+def _architecture(args, channel, map_shape, *, initialised) -> dict:
+    """The architecture record ``--builder`` and ``--filters`` ask for."""
+    builder = getattr(args, "builder", None) or KINDS[args.kind]
+    architecture = {"builder": builder, "kwargs": {}}
+    if args.filters:
+        architecture["kwargs"]["filters"] = list(args.filters)
+        if builder == "build_encoder_decoder":  # the paper's bottleneck: the last level's
+            architecture["kwargs"]["bottleneck_filters"] = int(args.filters[-1])
+    if not initialised:
+        architecture["kwargs"]["input_shape"] = [*map_shape, 1 if channel is None else 2]
+    return architecture
+
+
+def run_train(args) -> int:
+    """Run ``pidoc train`` from parsed arguments (see :func:`add_train_arguments`)."""
+    out = Path(args.out)
+    if not args.resume and latest_checkpoint(out) is not None:
+        raise SystemExit(f"pidoc train: {out} holds checkpoints of an earlier run; pass --resume "
+                         "to continue it or choose another --out")
+    from .. import dataset as dsmod  # noqa: PLC0415 - heavy, only for this command
+
+    train_path, val_path = _dataset_stores(args.dataset, getattr(args, "validation", None))
+    train_ds = dsmod.open_dataset(train_path)
+    val_ds = None if val_path is None else dsmod.open_dataset(val_path)
+    consts = dsmod.standardisation(train_ds)
+    init_model = None
+    if getattr(args, "init_from", None):
+        start = _initial_network(args.init_from, args.kind)
+        init_model = start.network
+        # the starting weights expect their own standardisation: keep it where it is defined
+        consts = {**consts, **{k: v for k, v in start.standardisation.items()
+                               if v is not None}}
+
+    if getattr(args, "flux_standardisation_from", None):
+        source = Path(args.flux_standardisation_from)
+        ref = open_model(source)
+        consts = {**consts, "flux_mean": ref.standardisation["flux_mean"],
+                  "flux_std": ref.standardisation["flux_std"]}
+    first_epoch = 0
+    if args.resume and latest_checkpoint(out) is not None:
+        first_epoch = int(read_checkpoint_metadata(latest_checkpoint(out))["epoch"])
+    x_name, y_name, channel = _ARRAY_ROLES[args.kind]
+    needed = [x_name, y_name] + ([channel] if channel else [])
+
+    def pipeline(ds, shuffle):
+        arrays = dsmod.load_arrays(ds, standardisation=consts, targets=needed)
+        data = array_pipeline(arrays[x_name], arrays[y_name], batch_size=args.batch_size,
+                              shuffle=shuffle, seed=args.seed, first_epoch=first_epoch,
+                              channel=None if channel is None else arrays[channel])
+        return data, arrays
+
+    train_data, train_arrays = pipeline(train_ds, True)
+    val_data = None if val_ds is None else pipeline(val_ds, False)[0]
+    steps = args.steps_per_epoch or math.ceil(len(train_arrays[x_name]) / args.batch_size)
+
+    provenance = _provenance(args, dsmod, train_ds, train_path, val_path)
+    architecture = _architecture(args, channel, train_arrays[x_name].shape[1:],
+                                 initialised=init_model is not None)
+    result = fit(
+        args.kind,
+        train_data,
+        val_data,
+        out_dir=out,
+        epochs=args.epochs,
+        model=init_model,
+        architecture=None if init_model is not None else architecture,
+        learning_rate=args.learning_rate,
+        lr_schedule=getattr(args, "lr_schedule", "constant"),
+        loss=getattr(args, "loss", None),
+        vgg_weights=args.vgg_weights,
+        batch_size=args.batch_size,
+        steps_per_epoch=steps,
+        patience=args.patience,
+        resume=args.resume,
+        mixed_precision=args.mixed_precision,
+        strategy=args.strategy,
+        seed=args.seed,
+        standardisation=consts,
+        provenance=provenance,
+        verbose=args.verbose,
+    )
+    print(f"best epoch {result.best_epoch + 1}: "
+          + ", ".join(f"{k}={v:.4g}" for k, v in result.best.items()))
+    print(f"model: {result.export_dir}")
+    return 0
