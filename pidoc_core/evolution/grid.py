@@ -515,10 +515,11 @@ def field_records(runs: Mapping, *, times_gyr=(11.5, 12.0, 12.5, 13.0),
                                                      psf_fwhm_arcsec=psf_fwhm_arcsec))
                 arcmin = 1.0 / (float(d) * 1e3 * math.pi / (180 * 60))  # arcmin per pc
                 r_c = map_core_radius_arcsec(obs) / 60.0
+                lum = float(obs.attrs["field_luminosity_v_lsun"])
                 rows.append(dict(run=str(name), time_gyr=float(t), distance_kpc=float(d),
                                  mass_msun=float(snap.meta.get("mass_cbhbd", snap.mass.sum())),
                                  rh_model_pc=float(snap.meta.get("rh_cbhbd", math.nan)),
-                                 field_luminosity_v_lsun=float(obs.attrs["field_luminosity_v_lsun"]),
+                                 field_luminosity_v_lsun=lum,
                                  field_mass_msun=float(obs.attrs["field_mass_msun"]),
                                  r_h_pc=r_h, r_h_arcmin=r_h * arcmin, r_c_arcmin=r_c,
                                  r_c_pc=r_c / arcmin))
