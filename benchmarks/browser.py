@@ -16,7 +16,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-__all__ = ["CHROMIUM", "CHROMIUM_ARGS", "SET_AND_TIME_JS", "free_port", "serve_dashboard",
+__all__ = ["CHROMIUM", "CHROMIUM_ARGS", "SET_AND_TIME_JS", "NUMBERS_JS", "free_port", "serve_dashboard",
            "stop_process_group", "launch_browser", "set_slider", "move_latency_ms", "REPO"]
 
 REPO = Path(__file__).resolve().parents[1]
@@ -33,14 +33,17 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve_dashboard(*, args=(), options=(), env=None, timeout_s=600.0, log_path=None):
+def serve_dashboard(*, args=(), options=(), env=None, timeout_s=600.0, log_path=None,
+                    extra_apps=()):
     """Run ``panel serve app/dashboard.py`` on a free loopback port; yield (page URL, process).
 
-    ``options`` go to ``panel serve`` itself, ``args`` to the dashboard (after ``--args``). The
-    server runs in its own process group and is stopped (with its children) on exit.
+    ``options`` go to ``panel serve`` itself, ``args`` to the dashboard (after ``--args``);
+    ``extra_apps`` are more scripts served beside it (at ``/<script name>``). The server runs in
+    its own process group and is stopped (with its children) on exit.
     """
     port = free_port()
     cmd = [sys.executable, "-m", "panel", "serve", str(REPO / "app" / "dashboard.py"),
+           *map(str, extra_apps),
            "--address", "127.0.0.1", "--port", str(port),
            f"--allow-websocket-origin=127.0.0.1:{port}", *map(str, options)]
     if args:
@@ -120,6 +123,21 @@ async ([title, value, timeout_ms]) => {
   return performance.now() - t0;
 }
 """
+
+
+#: Page function ``() -> {caption, cells, text}``: the Explore tab's numbers, read from the data
+#: source its canvas table draws (``cells[row][column]``; ``text`` one line per row).
+NUMBERS_JS = """() => {
+  const src = [...Bokeh.documents[0].all_models].find(m => m.name === 'pidoc-numbers');
+  const d = src.data, cells = {}, lines = {};
+  for (let i = 0; i < d.text.length; i++) {
+    (cells[d.row[i]] = cells[d.row[i]] || {})[d.col[i]] = d.text[i];
+    (lines[d.y[i]] = lines[d.y[i]] || []).push([d.x[i], d.text[i]]);
+  }
+  const text = Object.keys(lines).map(Number).sort((a, b) => b - a)
+    .map(y => lines[y].sort((a, b) => a[0] - b[0]).map(c => c[1]).join(' | ')).join('\\n');
+  return {caption: (cells.caption || {})[''], cells: cells, text: text};
+}"""
 
 
 def set_slider(page, title, value, *, timeout_s: float = 30.0):

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import html
 import os
 import re
 import sys
@@ -48,7 +47,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from browser import CHROMIUM, CHROMIUM_ARGS, SET_AND_TIME_JS, serve_dashboard  # noqa: E402
+from browser import (CHROMIUM, CHROMIUM_ARGS, NUMBERS_JS, SET_AND_TIME_JS,  # noqa: E402
+                     serve_dashboard)
 from results import Figure, spread, write_json  # noqa: E402
 
 __all__ = ["main", "session_moves"]
@@ -58,13 +58,12 @@ _IDLE = "() => window.Bokeh && Bokeh.documents.length > 0 && Bokeh.documents[0].
 _STATE_JS = """
 (withFlux) => {
   const models = [...Bokeh.documents[0].all_models];
-  const numbers = models.find(m => typeof m.text === 'string' && m.text.includes('pidoc-numbers'));
   const run = models.find(m => m.title === 'Run' && 'options' in m);
   const slider = t => models.find(m => m.title === t && 'value' in m).value;
   const flux = models.find(m => m.title && m.title.text === 'Mock V-band image')
     .renderers[0].data_source;
   return {
-    numbers: numbers ? numbers.text : null,
+    numbers: (""" + NUMBERS_JS + """)(),
     run: run ? run.value : null,
     distance: slider('Distance (kpc)'), psf: slider('PSF FWHM (arcsec)'),
     shift_x: slider('Centre shift x (arcsec)'), shift_y: slider('Centre shift y (arcsec)'),
@@ -73,7 +72,6 @@ _STATE_JS = """
 }
 """
 
-_DISTANCE_ROW = re.compile(r"Distance \(kpc\)</th>\s*<td>([0-9.]+)</td>")
 #: The DiscreteSlider's options end (its last index).
 _TIME_END_JS = """() => {
   const models = [...Bokeh.documents[0].all_models];
@@ -82,7 +80,7 @@ _TIME_END_JS = """() => {
   return box.children.find(c => c !== label && 'start' in c).end;
 }"""
 TIME = "Snapshot time (Gyr)"
-_SNAPSHOT = re.compile(r"<b>(.*?)</b> at ([0-9.]+) Gyr")
+_SNAPSHOT = re.compile(r"^(.*?) at ([0-9.]+) Gyr")
 
 
 def session_moves(index: int, n_moves: int) -> list[tuple[str, float]]:
@@ -150,11 +148,11 @@ class Session:
             self.errors.append(f"move {title} -> {value}: {type(exc).__name__}: {exc}")
             return
         state = await self.page.evaluate(_STATE_JS, False)  # no map: keep the check light
-        shown = _DISTANCE_ROW.search(html.unescape(state["numbers"] or ""))
+        shown = state["numbers"]["cells"].get("Distance (kpc)", {}).get("true")
         if shown is None:
             self.errors.append("the field table has no distance row")
-        elif abs(float(shown.group(1)) - state["distance"]) > 0.5:
-            self.crosstalk.append(f"session {self.index}: the server shows d = {shown.group(1)} "
+        elif abs(float(shown) - state["distance"]) > 0.5:
+            self.crosstalk.append(f"session {self.index}: the server shows d = {shown} "
                                   f"kpc, its own slider says {state['distance']}")
 
     async def run(self, moves):
@@ -181,7 +179,7 @@ def expected_flux(states, sources):
 
     out = []
     for st in states:
-        snap_name, time_gyr = _SNAPSHOT.search(html.unescape(st["numbers"])).groups()
+        snap_name, time_gyr = _SNAPSHOT.search(st["numbers"]["caption"]).groups()
         snap = sources[st["run"]].snapshot(float(time_gyr))
         setup = ObservationSetup(distance_kpc=st["distance"], psf_fwhm_arcsec=st["psf"],
                                  shift_arcsec=(st["shift_x"], st["shift_y"]))

@@ -1,7 +1,6 @@
 """The benchmark tooling's own logic: figures and their table, the load test's moves and its
 cross-talk check (the timings themselves are measured by ``make bench``, never in tests)."""
 
-import html
 import sys
 from pathlib import Path
 
@@ -65,8 +64,8 @@ def _page_state(sources, distance, psf, shift_x):
     snap = sources["plummer run"].snap
     flux = observe(snap, ObservationSetup(distance_kpc=distance, psf_fwhm_arcsec=psf,
                                           shift_arcsec=(shift_x, 0.0))).flux.values
-    numbers = html.escape(f"<b>{snap.name}</b> at {snap.time:g} Gyr, ... <tr><td>Distance (kpc)"
-                          f"</td><td>{distance:.0f}</td></tr>")
+    numbers = {"caption": f"{snap.name} at {snap.time:g} Gyr, 3,000 stars; ...",
+               "cells": {"Distance (kpc)": {"true": f"{distance:.0f}"}}}
     return {"numbers": numbers, "run": "plummer run", "distance": distance, "psf": psf,
             "shift_x": shift_x, "shift_y": 0.0, "flux": flux.astype(np.float32).ravel().tolist()}
 

@@ -54,7 +54,7 @@ def snapshot_of(view):
         "hist": np.nan_to_num(view.plots.hist_src.data["image"][0]).copy(),
         "profile": np.nan_to_num(np.asarray(prof["m_true"])).copy(),
         "ml_pred": np.nan_to_num(np.asarray(prof["ml_pred"])).copy(),
-        "numbers": view.numbers.object,
+        "numbers": view.numbers_text(),
         "status": view.status.object,
     }
 
@@ -67,7 +67,7 @@ def changed(before, after):
 def test_initial_state_shows_the_default_run(view):
     assert view.run == "MW15 analogue"
     assert view.time == 12.0
-    assert "MW15 analogue" in view.numbers.object and "12 Gyr" in view.numbers.object
+    assert "MW15 analogue" in view.numbers_text() and "12 Gyr" in view.numbers_text()
     # inside the training conditions (the untrained test model may still predict an
     # unphysical age, which the status says in words)
     assert "Outside the training" not in view.status.object
@@ -131,7 +131,7 @@ def test_numbers_compare_pidoc_with_the_baseline(view):
     t = view.last.totals
     assert t["ml_baseline"] == pytest.approx(2.0, rel=1e-6)  # the constant-M/L baseline
     assert t["mass_true_msun"] == pytest.approx(view.last.observation.attrs["field_mass_msun"])
-    assert "constant M/L" in view.numbers.object and "Distance (kpc)" in view.numbers.object
+    assert "constant M/L" in view.numbers_text() and "Distance (kpc)" in view.numbers_text()
 
 
 def test_sessions_do_not_share_state(model):
@@ -234,7 +234,8 @@ def test_testset_figures_are_the_reports():
     mass, ml = list(totals)[1], list(totals)[3]
     assert mass.get(0).kdims[0].name != ml.get(0).kdims[0].name  # independent axes
     assert mass.get(0).kdims[0].unit == "Msun" and "log10" in mass.get(0).kdims[0].label
-    assert set(view.param.model.objects) == {"π-DOC", "constant M/L"}  # words, not raw names
+    named = TestSetView(agg.assign_coords(model=["pidoc", "constant_ml"]))
+    assert named.param.model.objects == {"π-DOC": "pidoc", "constant M/L": "constant_ml"}
 
 
 def test_slider_ranges_come_from_the_training_grid(model):
@@ -257,12 +258,12 @@ def test_numbers_and_profiles_are_the_cores(view):
 
     view.distance = 40
     table = numbers_table(view.last)
-    html = view.numbers.object
+    text = view.numbers_text()
     for row in table.index:
-        assert row in html
-    assert f"{table.loc['Field mass (Msun)', 'true']:,.0f}" in html
-    assert f"{table.loc['Field mass (Msun)', 'π-DOC']:,.0f}" in html
-    assert "<td>40</td>" in html  # the true distance
+        assert row in text
+    assert f"Field mass (Msun) | {table.loc['Field mass (Msun)', 'true']:,.0f} | " in text
+    assert f"{table.loc['Field mass (Msun)', 'π-DOC']:,.0f}" in text
+    assert "Distance (kpc) | 40 | " in text  # the true distance
     prof = view.last.profiles
     shown = np.asarray(view.plots.prof_src.data["m_ratio"])
     np.testing.assert_allclose(shown, prof.mass_true.values / prof.mass_pred.values, rtol=1e-6)
@@ -274,11 +275,11 @@ def test_changing_run_keeps_the_time_inside_the_runs_times(view):
     view.run = "A analogue"  # ends at 6 Gyr
     assert view.time == 6.0 and view.param.time.objects == [1.0, 3.0, 6.0]
     assert "Cannot observe" not in view.status.object, view.status.object
-    assert "A analogue" in view.numbers.object and "6 Gyr" in view.numbers.object
+    assert "A analogue" in view.numbers_text() and "6 Gyr" in view.numbers_text()
     view.time = 3.0
-    assert "3 Gyr" in view.numbers.object
-    view.run = "MW15 analogue"
-    assert view.time == 3.0 and "MW15 analogue" in view.numbers.object
+    assert "3 Gyr" in view.numbers_text()
+    view.run = "MW15 analogue"  # 3 Gyr is not one of its times: the nearest, 1 Gyr
+    assert view.time == 1.0 and "MW15 analogue at 1 Gyr" in view.numbers_text()
 
 
 def test_unphysical_predictions_are_flagged_in_words(view, monkeypatch):
@@ -316,8 +317,8 @@ def test_pin_compares_and_exports_carry_the_setup(view):
     view.pin_current()
     pinned_mass = view.last.totals["mass_pidoc_msun"]
     view.distance = 60
-    assert "π-DOC (pinned)" in view.numbers.object
-    assert f"{pinned_mass:,.0f}" in view.numbers.object
+    assert "π-DOC (pinned)" in view.numbers_text()
+    assert f"{pinned_mass:,.0f}" in view.numbers_text()
     assert np.isfinite(np.asarray(view.plots.prof_src.data["m_pinned"], float)).any()
     hdul = fits.open(view.export_fits())
     assert hdul[0].header["DISTANCE"] == 60 and hdul[0].header["PSF_FWHM"] == 1.0
@@ -325,7 +326,7 @@ def test_pin_compares_and_exports_carry_the_setup(view):
     csv = view.export_csv().getvalue().decode()
     assert "# distance_kpc = 60.0" in csv and "Field mass (Msun)" in csv
     view.clear_pin()
-    assert "pinned" not in view.numbers.object
+    assert "pinned" not in view.numbers_text()
 
 
 def test_panel_builds_without_sys_path_tricks(view):

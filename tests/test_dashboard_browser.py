@@ -1,7 +1,6 @@
 """The served dashboard in headless Chromium: it renders, reacts, keeps sessions apart, and no
 move of any control (new snapshot times, other runs) stops the server."""
 
-import html
 import os
 import sys
 from pathlib import Path
@@ -10,8 +9,8 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from browser import (CHROMIUM, launch_browser, serve_dashboard, set_slider,  # noqa: E402
-                     stop_process_group)
+from browser import (CHROMIUM, NUMBERS_JS, launch_browser, serve_dashboard,  # noqa: E402
+                     set_slider, stop_process_group)
 
 pytestmark = [
     pytest.mark.browser,
@@ -80,9 +79,7 @@ def open_page(browser, url):
 
 
 def numbers_text(page):
-    return page.evaluate("""() => [...Bokeh.documents[0].all_models]
-        .filter(m => typeof m.text === 'string' && m.text.includes('Field mass'))
-        .map(m => m.text)[0]""")
+    return page.evaluate(NUMBERS_JS)["text"]
 
 
 def widget_value(page, title):
@@ -158,11 +155,10 @@ N_STARS = 5000
 
 _STATE_JS = """() => {
   const models = [...Bokeh.documents[0].all_models];
-  const numbers = models.find(m => typeof m.text === 'string' && m.text.includes('pidoc-numbers'));
   const value = t => models.find(m => m.title === t && 'value' in m).value;
   const flux = models.find(m => m.title && m.title.text === 'Mock V-band image');
   const label = models.find(m => typeof m.text === 'string' && m.text.startsWith('Snapshot time'));
-  return {numbers: numbers.text, run: value('Run'), distance: value('Distance (kpc)'),
+  return {run: value('Run'), distance: value('Distance (kpc)'),
           psf: value('PSF FWHM (arcsec)'), shift_x: value('Centre shift x (arcsec)'),
           shift_y: value('Centre shift y (arcsec)'), time_label: label.text,
           flux: Array.from(flux.renderers[0].data_source.data.image[0])};
@@ -186,11 +182,11 @@ def _check_page_matches_widgets(page, sources, run, time_gyr):
     from pidoc_core.imager import ObservationSetup, observe
 
     state = page.evaluate(_STATE_JS)
-    numbers = html.unescape(state["numbers"])
+    numbers = page.evaluate(NUMBERS_JS)
     assert state["run"] == run
-    assert f"<b>{run}</b> at {time_gyr:g} Gyr" in numbers, numbers[:200]
+    assert numbers["caption"].startswith(f"{run} at {time_gyr:g} Gyr"), numbers["caption"]
     assert float(state["time_label"].split("<b>")[1].split("</b>")[0]) == time_gyr
-    assert f"<th>Distance (kpc)</th>\n      <td>{state['distance']:g}</td>" in numbers
+    assert float(numbers["cells"]["Distance (kpc)"]["true"]) == state["distance"]
     setup = ObservationSetup(distance_kpc=state["distance"], psf_fwhm_arcsec=state["psf"],
                              shift_arcsec=(state["shift_x"], state["shift_y"]))
     expected = observe(sources[run].snapshot(time_gyr), setup).flux.values.ravel()

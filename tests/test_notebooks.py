@@ -31,6 +31,10 @@ pytestmark = pytest.mark.slow
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 CELL_TIMEOUT = 300  # s; the first notebook of a session sets up the embedded cluster
 KERNEL_NAME = "python3"
+#: TensorFlow's C++ start-up lines, which a reader should not see in a notebook's outputs.
+_LOG_NOISE = re.compile(r"^[IWE]\d{4} |oneDNN|absl::|cuda_|TensorFlow binary is optimized")
+#: Sentences about a state of the repository that has passed.
+_STALE = re.compile(r"goes away once|once `weights/pidoc/` is|If no model is shipped yet")
 
 
 def _kernel_spec_manager():
@@ -138,6 +142,12 @@ def run_notebook():
         start = time.perf_counter()
         nb, durations = execute(path, SMOKE=True)
         total = time.perf_counter() - start
+        noise = [line for c in nb.cells for out in c.get("outputs", [])
+                 if out.get("output_type") == "stream" and out.get("name") == "stderr"
+                 for line in out["text"].splitlines() if _LOG_NOISE.search(line)]
+        assert not noise, f"{name}: TensorFlow log lines in the outputs: {noise[:3]}"
+        stale = [c.source[:80] for c in stored.cells if _STALE.search(c.source)]
+        assert not stale, f"{name}: text that is no longer true: {stale}"
         print(f"{name}: {total:.1f} s (cells: {durations})")
         return nb, total
 

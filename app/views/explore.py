@@ -98,8 +98,7 @@ class ExploreView(param.Parameterized):
         self.plots = ExplorePlots(upsilon=self.upsilon)
         # fixed sizes: text changes then repaint in place instead of re-laying out the page
         self.status = pn.pane.Alert("", alert_type="success", margin=(0, 5), height=110,
-                                    width=440, styles={"overflow-y": "auto", "font-size": "90%"})
-        self.numbers = pn.pane.HTML("", width=520, height=125, styles={"font-size": "85%"})
+                                    width=420, styles={"overflow-y": "auto", "font-size": "90%"})
         self.last = self.pinned = None
         self.param.angle.constant = True
         self.param.run.objects = names
@@ -159,7 +158,7 @@ class ExploreView(param.Parameterized):
         with pn.io.hold():
             self.plots.show(result, automatic=self.colour_scale == "automatic",
                             pinned=self.pinned)
-            self.numbers.object = self._numbers_html(result, snap)
+            self.plots.show_numbers(*self._numbers_cells(result, snap))
             self._set_status(result)
 
     def _set_status(self, result) -> None:
@@ -186,24 +185,29 @@ class ExploreView(param.Parameterized):
             df["π-DOC (pinned)"] = numbers_table(self.pinned)["π-DOC"]
         return df
 
-    def _numbers_html(self, result, snap) -> str:
+    def _numbers_cells(self, result, snap):
+        """The caption and the table of formatted strings the numbers canvas shows."""
         df = self.numbers_frame(result)
         shown = df.drop(columns=[c for c in df if c.endswith("error (%)")])
-        for col in [c for c in shown if c != "true"]:
-            if col in ("π-DOC", "constant M/L"):
-                err = df[f"{col} error (%)"]
-                shown[col] = [f"{_num(v)} ({e:+.0f} %)" if np.isfinite(e) else _num(v)
-                              for v, e in zip(df[col], err)]
-            else:
-                shown[col] = [_num(v) for v in df[col]]
-        shown["true"] = [_num(v) for v in df["true"]]
+        for col in shown:
+            err = df.get(f"{col} error (%)")
+            shown[col] = [f"{_num(v)} ({e:+.0f} %)" if err is not None and np.isfinite(e)
+                          else _num(v) for v, e in zip(df[col], err if err is not None
+                                                       else [np.nan] * len(df))]
         attrs = result.observation.attrs
         field_pc = field_size_pc(attrs["distance_kpc"], fov_arcsec=attrs["fov_arcsec"])
-        caption = (f"<b>{html.escape(snap.name)}</b> at {snap.time:g} Gyr, {len(snap):,} stars; "
-                   f"field {attrs['fov_arcsec']:g}″ = {field_pc:.2f} pc, L<sub>V</sub> = "
+        caption = (f"{snap.name} at {snap.time:g} Gyr, {len(snap):,} stars; field "
+                   f"{attrs['fov_arcsec']:g}″ = {field_pc:.2f} pc; L_V = "
                    f"{result.totals['luminosity_v_lsun']:,.0f} Lsun")
-        return caption + shown.to_html(classes="pidoc-numbers", border=0, index_names=False,
-                                       escape=True, na_rep="–", justify="left")
+        return caption, shown
+
+    def numbers_text(self) -> str:
+        """What the numbers canvas shows, as text: the caption, then one line per row."""
+        data = self.plots.numbers_src.data
+        lines: dict[float, list] = {}
+        for x, y, text in sorted(zip(data["x"], data["y"], data["text"]), key=lambda c: (-c[1], c[0])):
+            lines.setdefault(y, []).append(text)
+        return "\n".join(" | ".join(cells) for _, cells in sorted(lines.items(), reverse=True))
 
     # --------------------------------------------------------------------------- export
     def export_csv(self) -> io.BytesIO:
@@ -260,7 +264,7 @@ class ExploreView(param.Parameterized):
         lower = pn.Row(pn.Column(pn.Row(mu, hist), xi),
                        pn.Column(pn.pane.Bokeh(p.mass_profile), pn.pane.Bokeh(p.ratio)),
                        pn.Column(pn.pane.Bokeh(p.ml_profile), pn.pane.Bokeh(p.enclosed)))
-        return pn.Row(side, pn.Column(pn.Row(self.status, self.numbers), maps, lower))
+        return pn.Row(side, pn.Column(pn.Row(self.status, pn.pane.Bokeh(p.numbers)), maps, lower))
 
 
 def _num(value) -> str:
