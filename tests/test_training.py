@@ -98,7 +98,8 @@ def test_export_loads_with_pidoc_and_records_the_training(mass_run):
     t = manifest["training"]
     assert t["loss"]["name"] == "perceptual" and t["loss"]["class"] == "PerceptualLoss"
     assert t["vgg_source"] == "random-seed-0" == t["loss"]["vgg_source"]
-    assert t["optimizer"] == {"name": "Adam", "learning_rate": pytest.approx(10**-2.5)}
+    assert t["optimizer"] == {"name": "Adam", "learning_rate": pytest.approx(10**-2.5),
+                              "schedule": "constant"}
     assert t["epochs_completed"] == 5 and t["best_epoch"] == res.best_epoch
     assert t["best"]["val_loss"] == pytest.approx(res.history[res.best_epoch]["val_loss"])
     assert set(t["curves"]) >= {"loss", "mse", "r2", "val_loss", "val_mse", "val_r2"}
