@@ -5,10 +5,13 @@ For each ``--sizes`` N, in its own process (for its peak memory): the one-time s
 the SSE table is reused when ``--cache`` holds it), then for ``--times`` a new snapshot (CPU),
 its density centre (CPU; the imager's largest per-snapshot cost at large N), the same for the
 snapshot cut to the stars that can reach the field (``pidoc_core.evolution.grid.field_stars`` at
-``reach_radius_pc`` of ``--distances`` and PSF 1.5"), and one map (CPU). Costs are fitted as
-a N^b over the sizes and extrapolated to ``--extrapolate`` (default 1e6). CPU seconds are
-reported beside wall seconds because the wall time of a niced run on a busy machine is not the
-cost.
+``reach_radius_pc`` of ``--distances`` and PSF 1.5"), the centre from the 20,000 innermost stars
+(``inner_density_centre``, what ``FieldEvolution`` uses), and one map (CPU). Extrapolation to
+``--extrapolate`` initial stars (default 1e6): set-up and memory linear in N (a fixed part,
+cbhbd/ssptools/limepy, plus the stars), the snapshot as a N^b, the centre and the map as a power
+of the stars in the snapshot, taken as the largest size's retained fraction times N. CPU
+seconds are reported beside wall seconds because the wall time of a niced run on a busy machine
+is not the cost.
 
 Run: ``nice -n 19 python benchmarks/bench_grid.py --sizes 50000 100000 300000
 [--cache DIR] [--json FILE]``
@@ -34,7 +37,7 @@ from results import Figure, spread, write_json  # noqa: E402
 def one(n, *, rh0, rg, z, seed, cache, times, distances) -> dict:
     """Measure one size in this process; returns a dict of costs (seconds, MB)."""
     from pidoc_core.evolution import ClusterEvolution
-    from pidoc_core.evolution.grid import field_stars, reach_radius_pc
+    from pidoc_core.evolution.grid import field_stars, inner_density_centre, reach_radius_pc
     from pidoc_core.imager import ObservationSetup, observe
 
     run = ClusterEvolution(rh0, n_stars=n, galactocentric_kpc=rg, metallicity=z, seed=seed,
@@ -42,7 +45,8 @@ def one(n, *, rh0, rg, z, seed, cache, times, distances) -> dict:
     c, w = time.process_time(), time.perf_counter()
     run.setup()
     out = dict(n=n, setup_cpu_s=time.process_time() - c, setup_wall_s=time.perf_counter() - w,
-               snapshot_cpu_s=[], centre_cpu_s=[], centre_cut_cpu_s=[], map_cpu_s=[],
+               snapshot_cpu_s=[], centre_cpu_s=[], centre_cut_cpu_s=[], centre_inner_cpu_s=[],
+               map_cpu_s=[],
                stars=[], kept_fraction=[])
     radius = reach_radius_pc(distances, [1.5])
     for t in times:
@@ -54,6 +58,9 @@ def one(n, *, rh0, rg, z, seed, cache, times, distances) -> dict:
             c = time.process_time()
             s.density_centre
             out[key].append(time.process_time() - c)
+        c = time.process_time()
+        inner_density_centre(snap, 20_000)
+        out["centre_inner_cpu_s"].append(time.process_time() - c)
         setup = ObservationSetup(distance_kpc=max(distances), psf_fwhm_arcsec=1.0)
         observe(snap, setup)  # kernels and luminosities once
         c = time.process_time()
@@ -66,9 +73,14 @@ def one(n, *, rh0, rg, z, seed, cache, times, distances) -> dict:
     return out
 
 
-def _fit(ns, ys, at):
-    b, log_a = np.polyfit(np.log(ns), np.log(ys), 1)
-    return float(np.exp(log_a) * at**b), float(b)
+def _power(xs, ys, at):
+    b, log_a = np.polyfit(np.log(xs), np.log(ys), 1)
+    return float(np.exp(log_a) * at**b), f"a x^b, b = {b:.2f}"
+
+
+def _linear(xs, ys, at):
+    slope, icpt = np.polyfit(xs, ys, 1)
+    return float(icpt + slope * at), f"a + b N, a = {icpt:.3g}, b = {slope:.3g}"
 
 
 def main(argv=None) -> list[Figure]:
@@ -102,20 +114,27 @@ def main(argv=None) -> list[Figure]:
         print(json.dumps(rows[-1]))
     figures = []
     ns = np.array([r["n"] for r in rows], float)
-    for key, unit, scale in (("setup_cpu_s", "s", 1.0), ("snapshot_cpu_s", "ms", 1e3),
-                             ("centre_cpu_s", "ms", 1e3), ("centre_cut_cpu_s", "ms", 1e3),
-                             ("map_cpu_s", "ms", 1e3), ("peak_rss_mb", "MB", 1.0)):
+    stars = np.array([np.median(r["stars"]) for r in rows], float)
+    stars_at = float(stars[-1] / ns[-1] * args.extrapolate)
+    for key, unit, scale, fit, xs, at in (
+            ("setup_cpu_s", "s", 1.0, _linear, ns, args.extrapolate),
+            ("snapshot_cpu_s", "ms", 1e3, _power, ns, args.extrapolate),
+            ("centre_cpu_s", "ms", 1e3, _power, stars, stars_at),
+            ("centre_cut_cpu_s", "ms", 1e3, _power, stars, stars_at),
+            ("centre_inner_cpu_s", "ms", 1e3, None, None, None),
+            ("map_cpu_s", "ms", 1e3, _power, stars, stars_at),
+            ("peak_rss_mb", "MB", 1.0, _linear, ns, args.extrapolate)):
         per_n = [np.atleast_1d(r[key]) * scale for r in rows]
         for r, v in zip(rows, per_n):
             med, p05, p95, k = spread(v)
             figures.append(Figure("grid", f"{key} at N = {r['n']:,}", unit, med, p05, p95, k,
                                   "", None, "", float("nan"), "", float("nan"), ""))
-        if len(rows) >= 2:
-            y, b = _fit(ns, [float(np.median(v)) for v in per_n], args.extrapolate)
-            figures.append(Figure("grid", f"{key} at N = {args.extrapolate:,.0f} (fit a N^b, "
-                                  f"b = {b:.2f})", unit, y, y, y, 0, "", None, "",
-                                  float("nan"), "", float("nan"), ""))
-            print(f"{key}: {y:.3g} {unit} at N = {args.extrapolate:,.0f} (b = {b:.2f})")
+        if fit is not None and len(rows) >= 2:
+            y, how = fit(xs, [float(np.median(v)) for v in per_n], at)
+            figures.append(Figure("grid", f"{key} at N = {args.extrapolate:,.0f} ({how})", unit,
+                                  y, y, y, 0, "", None, "", float("nan"), "", float("nan"), ""))
+            print(f"{key}: {y:.3g} {unit} at N = {args.extrapolate:,.0f} ({how}; "
+                  f"{stars_at:,.0f} stars in the snapshot)")
     if args.json:
         write_json(figures, args.json)
     return figures

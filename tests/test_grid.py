@@ -112,10 +112,33 @@ def test_field_stars_conserve_the_field_mass_and_light(lines_of_sight):
 def test_field_evolution_cuts_the_parents_snapshot(tmp_path, monkeypatch):
     snap = plummer_snapshot(5_000, scale_pc=3.0, seed=2)
     monkeypatch.setattr(ClusterEvolution, "snapshot", lambda self, t: snap)
-    run = G.FieldEvolution(3.0, field_radius_pc=2.0, lines_of_sight=("z",), cache_dir=tmp_path)
+    run = G.FieldEvolution(3.0, field_radius_pc=2.0, lines_of_sight=("z",), cache_dir=tmp_path,
+                           centre_stars=500)
     cut = run.snapshot(12.0)
     assert len(cut) == int((np.hypot(snap.x, snap.y) <= 2.0).sum())
     assert cut.meta["field_radius_pc"] == 2.0 and "field_radius_pc=2" in repr(run)
+    # the density centre the imager will use is that of the 500 innermost kept stars
+    assert cut.meta["density_centre_stars"] == 500
+    np.testing.assert_array_equal(cut.density_centre, G.inner_density_centre(cut, 500))
+    with pytest.raises(ValueError, match="centre_stars"):
+        G.FieldEvolution(3.0, field_radius_pc=2.0, centre_stars=3, cache_dir=tmp_path)
+
+
+def test_inner_density_centre_gives_the_same_field():
+    # a compact Plummer sphere (old embedded clusters are more concentrated still: cusped centres,
+    # where the two centres agree to ~1e-4 pc and the field totals to ~1e-5)
+    full = plummer_snapshot(60_000, scale_pc=0.5, seed=11)
+    inner = G.inner_density_centre(full, 10_000)
+    assert np.linalg.norm(inner - full.density_centre) < 0.0125  # pc, 2.5 % of the scale radius
+    given = full.select(np.arange(len(full)))
+    given.__dict__["density_centre"] = inner
+    for d in (8.0, 40.0):
+        s = ObservationSetup(distance_kpc=d, psf_fwhm_arcsec=1.0)
+        a, b = observe(full, s), observe(given, s)
+        assert b.attrs["field_mass_msun"] == pytest.approx(a.attrs["field_mass_msun"], rel=1e-3)
+        assert b.attrs["field_luminosity_v_lsun"] == pytest.approx(
+            a.attrs["field_luminosity_v_lsun"], rel=1e-3)
+    np.testing.assert_array_equal(G.inner_density_centre(full, 10**6), full.density_centre)
 
 
 def test_wide_splits_hold_out_whole_runs():
