@@ -384,8 +384,7 @@ def test_no_copied_model_format_checks():
         for path in sorted((root / folder).rglob("*.py"))
         if '"manifest.json"' in path.read_text() and path.name != "io.py"
     ]
-    # training.py is being rewritten by its owner, who moves it onto model.open_model
-    assert set(offenders) <= {"pidoc_core/training.py"}, offenders
+    assert offenders == [], offenders
 
 
 def test_model_errors_are_pidoc_errors():
