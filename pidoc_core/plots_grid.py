@@ -186,7 +186,7 @@ def figure_grid_vs_table3(records, clusters=None, *, estimates=(), min_age_gyr=1
     from matplotlib.figure import Figure
 
     clusters = table3_clusters() if clusters is None else clusters
-    fig = Figure(figsize=(12, 5), layout="constrained")
+    fig = Figure(figsize=(14, 5), layout="constrained")
     ax1, ax2 = fig.subplots(1, 2)
     lo, hi = LUMINOSITY_RANGE["luminosity_v_lsun"]
     d_lo, d_hi = LUMINOSITY_RANGE["distance_kpc"]
@@ -223,5 +223,6 @@ def figure_grid_vs_table3(records, clusters=None, *, estimates=(), min_age_gyr=1
     ax2.set(xlabel='V-band luminosity in the 40" field (Lsun)',
             ylabel="projected half-light radius (pc)", xscale="log", yscale="log",
             title="Half-light radius (Table 3: Harris 2010)")
-    ax1.legend(fontsize=6, ncol=2, loc="lower right")
+    handles, labels = ax1.get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=6, loc="outside right upper")
     return fig
