@@ -18,11 +18,17 @@ from .conftest import plummer_snapshot, point_snapshot
 FACTORS = ("n_stars", "rh0_pc", "galactocentric_kpc", "feh")
 
 
-def test_grid_is_a_graeco_latin_square_with_one_stated_substitution():
-    rows = G.WIDE_GRID
-    assert len(rows) == 16 and len({r["name"] for r in rows}) == 16
-    assert len({r["seed"] for r in rows}) == 16
-    for r in rows:
+def test_grid_is_a_graeco_latin_square_with_one_stated_substitution_and_two_bh_twins():
+    assert len(G.WIDE_GRID) == 18 and len({r["name"] for r in G.WIDE_GRID}) == 18
+    rows = [r for r in G.WIDE_GRID if not r["retain_bhs"]]
+    assert len(rows) == 16 and len({r["seed"] for r in rows}) == 16
+    # each twin is a square run (same seed and parameters) with retained black holes
+    for twin in G.BH_TWINS:
+        base = [r for r in rows if r["seed"] == twin["seed"]]
+        assert len(base) == 1 and twin["retain_bhs"]
+        assert {k: v for k, v in twin.items() if k not in ("name", "retain_bhs")} == {
+            k: v for k, v in base[0].items() if k not in ("name", "retain_bhs")}
+    for r in G.WIDE_GRID:
         assert r["metallicity"] == pytest.approx(0.019 * 10 ** r["feh"], abs=5e-8)  # 1e-7 rounding
         assert 1e-4 <= r["metallicity"] <= 0.03
     for a, b in itertools.combinations(FACTORS, 2):
@@ -36,7 +42,7 @@ def test_grid_is_a_graeco_latin_square_with_one_stated_substitution():
         else:
             assert len(set(pairs)) == 16, (a, b)
     assert set(G.WIDE_VAL_RUNS).isdisjoint(G.WIDE_TEST_RUNS)
-    held = [r for r in rows if r["name"] in G.WIDE_VAL_RUNS + G.WIDE_TEST_RUNS]
+    held = [r for r in G.WIDE_GRID if r["name"] in G.WIDE_VAL_RUNS + G.WIDE_TEST_RUNS]
     # the extremes of N and rh0 stay in training
     assert {r["n_stars"] for r in held} == {150_000, 400_000}
     assert {r["rh0_pc"] for r in held} == {2.0, 4.0}
@@ -47,8 +53,9 @@ def test_grid_runs_are_cluster_evolutions_with_the_grid_parameters(tmp_path):
     assert list(runs) == [r["name"] for r in G.WIDE_GRID]
     for row, run in zip(G.WIDE_GRID, runs.values()):
         assert isinstance(run, ClusterEvolution) and run._state is None  # nothing computed
-        assert (run.n_stars, run.rh0_pc, run.galactocentric_kpc, run.seed) == (
-            row["n_stars"], row["rh0_pc"], row["galactocentric_kpc"], row["seed"])
+        assert (run.n_stars, run.rh0_pc, run.galactocentric_kpc, run.seed, run.retain_bhs) == (
+            row["n_stars"], row["rh0_pc"], row["galactocentric_kpc"], row["seed"],
+            row["retain_bhs"])
     cut = G.grid_runs(names=[G.WIDE_GRID[0]["name"]], cache_dir=tmp_path, field_radius_pc=12.0)
     assert isinstance(next(iter(cut.values())), G.FieldEvolution)
     with pytest.raises(ValueError, match="names has unknown"):

@@ -23,13 +23,23 @@ Four levels of each of the four inputs of :class:`~pidoc_core.evolution.ClusterE
 - [Fe/H]: -2.2, -1.6, -1.0, -0.4 (Z = 0.019 x 10^[Fe/H], the SSE convention; COSMIC/SSE are valid
   for Z >= 1e-4, so -2.2 stands for Table 3's -2.27).
 
-A full factorial would be 256 runs; the grid is the 16 runs of a Graeco-Latin square: rows N,
+A full factorial would be 256 runs; the grid's core is the 16 runs of a Graeco-Latin square: rows N,
 columns rh0, and two orthogonal Latin squares over GF(4) (``i XOR j`` and ``i XOR alpha*j``) give
 the orbit and the metallicity, so every pair of levels of any two inputs occurs exactly once and
 each input's effect is estimated over all levels of the others. One substitution: the square puts
 the 5e4-star, rh0 = 1 pc run at 4 kpc, where cbhbd dissolves every 5e4-star cluster before 9 Gyr
 (no mock older than 11 Gyr); that run orbits at 20 kpc instead. All 16 runs survive to 14 Gyr
 (cbhbd; :func:`grid_histories`).
+
+Two black-hole twins (:data:`BH_TWINS`, runs 17-18) follow, measured, not designed in advance: the
+concentration law of :mod:`pidoc_core.evolution.dynamics` makes every old run of the square
+centrally concentrated, so its faintest fields older than 11 Gyr hold ~1,000 Lsun at 17 kpc and
+its largest projected half-light radii are ~6 pc, short of Table 3's low-density clusters
+(NGC 5053: 341 Lsun, 13 pc; Pal 11: 681 Lsun; NGC 7492: 1,067 Lsun). The two most extended runs
+of the square (rh0 = 8 pc, 5e4 and 1.5e5 stars) are repeated with the same seed and
+``retain_bhs=True``: cbhbd's retained black holes keep rh at 16-17 pc instead of 12 pc, and the
+5e4-star twin has 705 Lsun in the field at 17 kpc (its square twin 1,305) and a half-light
+radius of 8.4 pc (5.9 pc).
 
 Validation and test hold out whole runs (:data:`WIDE_VAL_RUNS`, :data:`WIDE_TEST_RUNS`): four
 runs inside the ranges of N and rh0, so the extremes that reach the faintest and brightest
@@ -63,7 +73,7 @@ import numpy as np
 from .cluster import ClusterEvolution
 
 __all__ = ["N_LEVELS", "RH0_LEVELS_PC", "RG_LEVELS_KPC", "FEH_LEVELS", "WIDE_GRID",
-           "WIDE_VAL_RUNS", "WIDE_TEST_RUNS", "WIDE_DISTANCES_KPC", "WIDE_PSFS_ARCSEC",
+           "BH_TWINS", "WIDE_VAL_RUNS", "WIDE_TEST_RUNS", "WIDE_DISTANCES_KPC", "WIDE_PSFS_ARCSEC",
            "WIDE_SNAPSHOTS", "metallicity_z", "grid_runs", "grid_histories", "reach_radius_pc",
            "field_stars", "inner_density_centre", "FieldEvolution", "wide_splits", "field_records",
            "projected_radii", "map_core_radius_arcsec"]
@@ -105,13 +115,23 @@ def _square():
             k = len(rows) + 1
             rows.append(dict(name=f"W{k:02d} N{n // 1000}k rh{rh0:g} Rg{rg:g} FeH{feh:+.1f}",
                              n_stars=n, rh0_pc=rh0, galactocentric_kpc=rg, feh=feh,
-                             metallicity=metallicity_z(feh), seed=_SEED0 + k))
+                             metallicity=metallicity_z(feh), seed=_SEED0 + k, retain_bhs=False))
     return tuple(rows)
 
 
-#: The 16 runs: name, n_stars, rh0_pc (pc), galactocentric_kpc (kpc), feh (dex), metallicity
-#: (Z), seed.
-WIDE_GRID = _square()
+def _bh_twins(square):
+    """The square's rh0 = 8 pc runs of 5e4 and 1.5e5 stars again, with retained black holes."""
+    twins = [r for r in square if r["rh0_pc"] == RH0_LEVELS_PC[-1] and r["n_stars"] <= 150_000]
+    return tuple(dict(r, name=f"W{len(square) + i + 1:02d}{r['name'][3:]} BH", retain_bhs=True)
+                 for i, r in enumerate(twins))
+
+
+_SQUARE = _square()
+#: The two black-hole twins (see the module notes).
+BH_TWINS = _bh_twins(_SQUARE)
+#: The 18 runs: the square's 16 then :data:`BH_TWINS`; keys name, n_stars, rh0_pc (pc),
+#: galactocentric_kpc (kpc), feh (dex), metallicity (Z), seed, retain_bhs.
+WIDE_GRID = _SQUARE + BH_TWINS
 #: Runs held out whole for validation and for testing (interior levels of N and rh0).
 WIDE_VAL_RUNS = tuple(r["name"] for r in WIDE_GRID
                       if (r["n_stars"], r["rh0_pc"]) in ((150_000, 4.0), (400_000, 2.0)))
@@ -133,7 +153,7 @@ def grid_runs(*, names=None, cache_dir=None, progress=True, cache_snapshots=Fals
     Parameters
     ----------
     names : sequence of str, keyword-only
-        Subset of run names (default all 16).
+        Subset of run names (default all 18).
     cache_dir : path, keyword-only
         Cache directory (default ``$PIDOC_CACHE_DIR`` or the user cache).
     progress : bool, keyword-only
@@ -166,7 +186,7 @@ def grid_runs(*, names=None, cache_dir=None, progress=True, cache_snapshots=Fals
         kw = dict(n_stars=row["n_stars"], galactocentric_kpc=row["galactocentric_kpc"],
                   metallicity=row["metallicity"], seed=row["seed"], name=row["name"],
                   cache_dir=cache_dir, progress=progress, cache_snapshots=cache_snapshots,
-                  sse_grid_masses=sse_grid_masses)
+                  sse_grid_masses=sse_grid_masses, retain_bhs=row["retain_bhs"])
         if field_radius_pc is None:
             out[row["name"]] = ClusterEvolution(row["rh0_pc"], **kw)
         else:
@@ -197,7 +217,8 @@ def grid_histories(*, times_gyr=(11.0, 12.0, 13.0), grid=WIDE_GRID) -> list[dict
     for row in grid:
         h = run_cbhbd(n_stars=row["n_stars"], rh0_pc=row["rh0_pc"],
                       galactocentric_kpc=row["galactocentric_kpc"],
-                      metallicity=row["metallicity"], seed=row["seed"])
+                      metallicity=row["metallicity"], seed=row["seed"],
+                      retain_bhs=row.get("retain_bhs", False))
         ts = [float(t) for t in times_gyr]
         out.append(dict(row, t_end_gyr=float(h.t[-1]), times_gyr=ts,
                         mass_msun=[float(h.at("mass", t)) for t in ts],
