@@ -58,6 +58,10 @@ def test_grid_runs_are_cluster_evolutions_with_the_grid_parameters(tmp_path):
             row["retain_bhs"])
     cut = G.grid_runs(names=[G.WIDE_GRID[0]["name"]], cache_dir=tmp_path, field_radius_pc=12.0)
     assert isinstance(next(iter(cut.values())), G.FieldEvolution)
+    wide = G.wide_sources(cache_dir=tmp_path, progress=False)
+    assert len(wide) == 18 and all(isinstance(r, G.FieldEvolution) for r in wide.values())
+    assert {r.field_radius_pc for r in wide.values()} == {
+        G.reach_radius_pc(G.WIDE_DISTANCES_KPC, G.WIDE_PSFS_ARCSEC)}
     with pytest.raises(ValueError, match="names has unknown"):
         G.grid_runs(names=["nope"], cache_dir=tmp_path)
     with pytest.raises(ValueError, match="field_radius_pc"):

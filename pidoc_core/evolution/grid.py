@@ -74,7 +74,7 @@ from .cluster import ClusterEvolution
 
 __all__ = ["N_LEVELS", "RH0_LEVELS_PC", "RG_LEVELS_KPC", "FEH_LEVELS", "WIDE_GRID",
            "BH_TWINS", "WIDE_VAL_RUNS", "WIDE_TEST_RUNS", "WIDE_DISTANCES_KPC", "WIDE_PSFS_ARCSEC",
-           "WIDE_SNAPSHOTS", "metallicity_z", "grid_runs", "grid_histories", "reach_radius_pc",
+           "WIDE_SNAPSHOTS", "metallicity_z", "grid_runs", "wide_sources", "grid_histories", "reach_radius_pc",
            "field_stars", "inner_density_centre", "FieldEvolution", "wide_splits", "field_records",
            "projected_radii", "map_core_radius_arcsec"]
 
@@ -193,6 +193,29 @@ def grid_runs(*, names=None, cache_dir=None, progress=True, cache_snapshots=Fals
             out[row["name"]] = FieldEvolution(row["rh0_pc"], field_radius_pc=field_radius_pc,
                                               lines_of_sight=lines_of_sight, **kw)
     return out
+
+
+def wide_sources(*, cache_dir=None, progress=True, sse_grid_masses=None) -> dict:
+    """The grid's runs as the ``wide`` preset builds them.
+
+    :class:`FieldEvolution` runs cut at :func:`reach_radius_pc` of :data:`WIDE_DISTANCES_KPC` and
+    :data:`WIDE_PSFS_ARCSEC` along the preset's line of sight (z), density centre from the
+    20,000 innermost stars, snapshots not kept on disk (a dataset build uses each snapshot for all
+    of its maps at once).
+
+    Parameters
+    ----------
+    cache_dir, progress, sse_grid_masses
+        As :func:`grid_runs`.
+
+    Returns
+    -------
+    dict
+        Run name -> :class:`FieldEvolution`, in :data:`WIDE_GRID` order.
+    """
+    return grid_runs(cache_dir=cache_dir, progress=progress, cache_snapshots=False,
+                     sse_grid_masses=sse_grid_masses, lines_of_sight=("z",),
+                     field_radius_pc=reach_radius_pc(WIDE_DISTANCES_KPC, WIDE_PSFS_ARCSEC))
 
 
 def grid_histories(*, times_gyr=(11.0, 12.0, 13.0), grid=WIDE_GRID) -> list[dict]:
