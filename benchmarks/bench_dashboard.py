@@ -96,10 +96,11 @@ def _open(browser, url):
 
 def time_pages(dashboard_url, bare_url, moves: int) -> tuple[list, list]:
     """Latencies (ms) of ``moves`` moves on the Explore tab and on the bare page, in blocks of
-    a few moves taken in turn in one browser."""
+    a few moves taken in turn in one browser; and, per page, the ms until the new data arrived
+    (the rest of each latency is the browser painting)."""
     from playwright.sync_api import sync_playwright
 
-    explore_ms, bare_ms = [], []
+    explore_ms, bare_ms, data_ms = [], [], {"explore": [], "bare": []}
     with sync_playwright() as p:
         browser = launch_browser(p)
         dash, bare = _open(browser, dashboard_url), _open(browser, bare_url)
@@ -110,11 +111,13 @@ def time_pages(dashboard_url, bare_url, moves: int) -> tuple[list, list]:
             title, values = MOVES[block % len(MOVES)]
             for v in values:
                 explore_ms.append(set_slider(dash, title, v))
+                data_ms["explore"].append(dash.evaluate("() => window.pidoc_data_ms"))
             for _ in values:  # as many moves; every value differs from the one before
                 bare_ms.append(set_slider(bare, "Distance (kpc)", 20 + (7 * len(bare_ms)) % 120))
+                data_ms["bare"].append(bare.evaluate("() => window.pidoc_data_ms"))
             block += 1
         browser.close()
-    return explore_ms[:moves], bare_ms[:moves]
+    return explore_ms[:moves], bare_ms[:moves], {k: v[:moves] for k, v in data_ms.items()}
 
 
 def main(argv=None) -> list:
@@ -129,8 +132,8 @@ def main(argv=None) -> list:
     serve_args = (["--weights", args.weights] if args.weights else []) + ["--n-stars", args.n_stars]
     with serve_dashboard(args=serve_args, extra_apps=[Path(__file__).resolve()],
                          log_path=Path("/tmp/pidoc-bench-dashboard.log")) as (url, _):
-        explore_ms, bare_ms = time_pages(url, url.rsplit("/", 1)[0] + "/bench_dashboard",
-                                         args.moves)
+        explore_ms, bare_ms, data_ms = time_pages(url, url.rsplit("/", 1)[0] + "/bench_dashboard",
+                                                  args.moves)
     med, p05, p95, n = spread(explore_ms)
     b_med, b05, b95, b_n = spread(bare_ms)
     server = spread(anchor)
@@ -142,6 +145,13 @@ def main(argv=None) -> list:
     print(f"ratio Explore / bare page: {ratio:.2f} [target <= 1.2]")
     print(f"server-side explore() alone: median {server[0]:.0f} ms (5-95%: {server[1]:.0f}-"
           f"{server[2]:.0f})")
+    d_exp, d_bare = np.median(data_ms["explore"]), np.median(data_ms["bare"])
+    print(f"where the time goes (medians): Explore tab: new data in the page after {d_exp:.0f} ms "
+          f"(server work, Panel's 50 ms event batching, transfer, decoding), painted "
+          f"{med - d_exp:.0f} ms later; bare page: {d_bare:.0f} + {b_med - d_bare:.0f} ms. The "
+          f"Explore tab's extra {med - b_med:.0f} ms: {d_exp - d_bare:.0f} ms before its data "
+          f"arrive (of which explore() ~{server[0]:.0f} ms), {med - d_exp - b_med + d_bare:.0f} "
+          f"ms more painting (eleven canvases against four)")
     figures = [
         Figure("dashboard", "Explore tab: slider change -> every map repainted, headless Chromium",
                "ms", med, p05, p95, n, "<= 1.2 x the bare page", ratio <= 1.2,

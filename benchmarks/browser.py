@@ -91,7 +91,8 @@ def launch_browser(playwright):
 
 #: Page function ``([title, value, timeout_ms]) -> ms``: set the widget titled ``title`` (or, for
 #: a Panel DiscreteSlider, whose label starts with ``title``: ``value`` is then the option's
-#: index) and resolve after every map has new data and the frame after it is painted.
+#: index) and resolve after every map has new data and the frame after it is painted; the ms
+#: until the data arrived are left in ``window.pidoc_data_ms``.
 SET_AND_TIME_JS = """
 async ([title, value, timeout_ms]) => {
   const doc = Bokeh.documents[0];
@@ -113,6 +114,7 @@ async ([title, value, timeout_ms]) => {
     const poll = () => {
       if (sources.every((s, i) => s.data.image !== before[i])) {
         clearTimeout(give_up);
+        window.pidoc_data_ms = performance.now() - t0;  // the new data has arrived
         requestAnimationFrame(() => requestAnimationFrame(resolve));  // the repaint
       } else {
         requestAnimationFrame(poll);

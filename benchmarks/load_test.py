@@ -51,7 +51,7 @@ from browser import (CHROMIUM, CHROMIUM_ARGS, NUMBERS_JS, SET_AND_TIME_JS,  # no
                      serve_dashboard)
 from results import Figure, spread, write_json  # noqa: E402
 
-__all__ = ["main", "session_moves"]
+__all__ = ["main", "session_moves", "summarise"]
 
 _IDLE = "() => window.Bokeh && Bokeh.documents.length > 0 && Bokeh.documents[0].is_idle"
 
@@ -308,7 +308,14 @@ def main(argv=None) -> list[Figure]:
         alive = proc.poll() is None
         log_errors = server_log_errors(log)  # before the shutdown's own SIGTERM line
     elapsed = time.perf_counter() - t_start
+    report.update(rss_start=rss_start, alive=alive, log_errors=log_errors, elapsed=elapsed)
+    return summarise(args, report)
 
+
+def summarise(args, report) -> list[Figure]:
+    """Print what the rounds measured; exit with status 1 on any error, cross-talk or leak."""
+    rss_start, alive, log_errors, elapsed = (report[k] for k in ("rss_start", "alive",
+                                                                 "log_errors", "elapsed"))
     single = report["single"]
     rounds = report["rounds"]
     loaded = [x for rd in rounds for s in rd["sessions"] for x in s.latencies]

@@ -234,7 +234,7 @@ class ExploreView(param.Parameterized):
     def controls(self) -> pn.viewable.Viewable:
         """The settings, generated from the parameters."""
         controls = pn.Param(
-            self, show_name=False, width=240, sizing_mode="fixed",
+            self, show_name=False, width=240,
             parameters=["run", "time", "distance", "psf", "shift_x", "shift_y", "rotation",
                         "angle", "colour_scale", "pin", "unpin"],
             widgets={"time": pn.widgets.DiscreteSlider,
