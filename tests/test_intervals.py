@@ -35,7 +35,7 @@ def test_quantile_table_refuses_too_few_residuals():
 
 
 @pytest.fixture(scope="module")
-def val_store(tmp_path_factory):
+def val_path(tmp_path_factory):
     from pidoc_core import dataset as D
 
     from .test_dataset import PlummerRun
@@ -46,7 +46,14 @@ def val_store(tmp_path_factory):
     path = tmp_path_factory.mktemp("val") / "val.zarr"
     D.write_dataset(plans["val"], runs, path, chunk_size=8, progress=False,
                     imager_options={"fov_arcsec": 8.0})
-    return D.open_dataset(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def val_store(val_path):
+    from pidoc_core import dataset as D
+
+    return D.open_dataset(val_path)
 
 
 def test_calibrated_model_predicts_intervals_that_cover_its_validation_maps(val_store):
@@ -89,3 +96,37 @@ def test_calibration_refuses_the_test_split(val_store):
     test_like = val_store.assign_attrs(split="test")
     with pytest.raises(ModelError, match="not the test split"):
         calibrate_intervals(model, test_like)
+
+
+def test_pidoc_combine_ships_networks_with_intervals_and_the_measured_range(val_store, val_path,
+                                                                          tmp_path):
+    from pidoc_core import dataset as D
+    from pidoc_core.cli import main
+    from pidoc_core.networks import build_age_distance_net, build_mass_unet
+
+    consts = D.standardisation(val_store, allow_other_split=True)
+    parts = {
+        "mass-ml": PiDOC(mass_ml_network=build_mass_unet(filters=(4, 8), input_shape=(32, 32, 2)),
+                         standardisation=consts, provenance={"training_mass_to_light": 1.2}),
+        "mass": PiDOC(mass_network=build_mass_unet(filters=(4, 8), input_shape=(32, 32, 1)),
+                      standardisation=consts),
+        "age-distance": PiDOC(age_distance_network=build_age_distance_net(
+            filters=(4, 8), input_shape=(32, 32, 1)), standardisation=consts),
+    }
+    for name, part in parts.items():
+        part.save(tmp_path / name)
+    assert main(["combine", "--mass-ml", str(tmp_path / "mass-ml"), "--mass",
+                 str(tmp_path / "mass"), "--age-distance", str(tmp_path / "age-distance"),
+                 "--calibrate", str(val_path), "--train", str(val_path), "--out",
+                 str(tmp_path / "shipped")]) == 0
+    shipped = PiDOC.load(tmp_path / "shipped")
+    assert shipped.has_distance_aware_mass and shipped.has_flux_only_mass
+    assert shipped.has_age_distance
+    assert set(shipped.provenance["intervals"]["mass"]) == set(
+        ["distance-aware/given", "distance-aware/predicted", "flux-only"])
+    assert shipped.provenance["training_mass_to_light"] == 1.2
+    assert "training_luminosity_range" in shipped.provenance
+    out = shipped.predict(val_store.flux.values[:2], distance_kpc=val_store.distance.values[:2])
+    assert out.attrs["mass_network"] == "distance-aware" and "field_mass_hi" in out
+    flux_only = shipped.predict(val_store.flux.values[:2], mass_network="flux-only")
+    assert flux_only.attrs["mass_network"] == "flux-only" and "ml" not in flux_only

@@ -23,7 +23,7 @@ from .spec import ModelError
 __all__ = ["combine_models", "add_combine_arguments", "run_combine"]
 
 
-def combine_models(*, age_distance, mass=None, mass_ml=None, calibrate=None,
+def combine_models(*, age_distance, mass=None, mass_ml=None, calibrate=None, train=None,
                    provenance: dict | None = None) -> tuple[PiDOC, dict]:
     """Combine saved models into one, and calibrate its intervals.
 
@@ -35,6 +35,9 @@ def combine_models(*, age_distance, mass=None, mass_ml=None, calibrate=None,
         omitted, not both).
     calibrate : path-like or xarray.Dataset, optional
         Validation split on which to calibrate the 68 % intervals.
+    train : path-like or xarray.Dataset, optional
+        The training split, whose field-luminosity range per age and distance is measured and
+        recorded (``provenance["training_luminosity_range"]``, used by the range check).
     provenance : dict, optional
         More provenance entries (e.g. the measured training range).
 
@@ -55,6 +58,10 @@ def combine_models(*, age_distance, mass=None, mass_ml=None, calibrate=None,
     model = PiDOC.combine(**parts, provenance={"source": "pidoc combine", **(provenance or {})})
     if calibrate is not None:
         model.provenance["intervals"] = calibrate_intervals(model, calibrate)
+    if train is not None:
+        from ..training_range import measure_luminosity_range
+
+        model.provenance["training_luminosity_range"] = measure_luminosity_range(train)
     return model, training
 
 
@@ -67,6 +74,9 @@ def add_combine_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentP
                                                         "mass network")
     parser.add_argument("--calibrate", default=None, help="validation store (val.zarr) on which "
                                                           "to calibrate the 68 %% intervals")
+    parser.add_argument("--train", default=None, help="training store (train.zarr) whose "
+                                                      "field-luminosity range is recorded "
+                                                      "(default: train.zarr beside --calibrate)")
     parser.add_argument("--out", required=True, help="output model directory")
     parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     parser.set_defaults(func=run_combine)
@@ -77,9 +87,14 @@ def run_combine(args) -> int:
     """Run ``pidoc combine`` from parsed arguments."""
     if args.mass is None and args.mass_ml is None:
         raise SystemExit("pidoc combine: give --mass, --mass-ml or both")
+    train = args.train
+    if train is None and args.calibrate is not None:
+        beside = Path(args.calibrate).parent / "train.zarr"
+        train = beside if beside.is_dir() else None
     try:
         model, training = combine_models(age_distance=args.age_distance, mass=args.mass,
-                                         mass_ml=args.mass_ml, calibrate=args.calibrate)
+                                         mass_ml=args.mass_ml, calibrate=args.calibrate,
+                                         train=train)
         out = model.save(args.out, manifest_extra={"training": training},
                          overwrite=args.overwrite)
     except ModelError as exc:
@@ -88,4 +103,6 @@ def run_combine(args) -> int:
     cal = model.provenance.get("intervals")
     if cal:
         print(f"  68 % intervals calibrated on {cal['n_maps']} validation maps")
+    if "training_luminosity_range" in model.provenance:
+        print(f"  training field-luminosity range measured on {train}")
     return 0
