@@ -429,3 +429,6 @@ def testset_pixel_statistics(aggregates: xr.Dataset, *, model: str, distances, t
                        dim.replace("bin", "upper"): (dim, c + half)})
     return xr.Dataset(data, coords=coords, attrs={"quantity": "log10 mass per pixel",
                                                   "units": "log10(Msun)", "kind": "log"})
+
+
+testset_pixel_statistics.__test__ = False  # a statistic of the test set, not a pytest test
