@@ -316,3 +316,44 @@ def test_pixel_mass_edges_have_one_home():
     np.testing.assert_array_equal(R.PIXEL_EDGES, conventions.PIXEL_MASS_EDGES)
     assert len(conventions.PIXEL_MASS_EDGES) == 51
     assert conventions.PIXEL_MASS_EDGES[0] == -3.0 and conventions.PIXEL_MASS_EDGES[-1] == 2.0
+
+
+def test_each_mass_network_is_evaluated_apart_with_interval_coverage(stores):
+    """--mass-network: the distance-aware network is given each map's true distance; each mode
+    has its own predictions store; calibrated intervals give coverage rows."""
+    from pidoc_core.networks import build_age_distance_net, build_mass_unet
+
+    root, consts = stores
+    model = PiDOC(mass_ml_network=build_mass_unet(filters=(4, 8), input_shape=(160, 160, 2)),
+                  mass_network=build_mass_unet(filters=(4, 8), input_shape=(160, 160, 1)),
+                  age_distance_network=build_age_distance_net(filters=(4, 8),
+                                                              input_shape=(160, 160, 1)),
+                  standardisation=consts)
+    wide = {"edges": [0.0, 1e9], "q_lo": [-50.0], "q_hi": [50.0], "count": [12]}
+    dex = {"edges": [0.0, 1e9], "q_lo": [-0.2], "q_hi": [0.2], "count": [12]}
+    model.provenance["intervals"] = {
+        "level": 0.68, "n_maps": 12, "age": wide, "distance": wide,
+        "mass": {m: {"log_field_mass": dex, "pixel_log_mass": dex}
+                 for m in ("distance-aware/given", "distance-aware/predicted", "flux-only")}}
+    test = D.open_dataset(root / "test.zarr")
+    runs = {mode: R.evaluate(model, root / "test.zarr", train_ds=root / "train.zarr",
+                             batch_size=4, progress=False, mass_mode=mode)
+            for mode in ("distance-aware", "flux-only")}
+    paths = {mode: res.predictions_path for mode, res in runs.items()}
+    assert paths["distance-aware"] != paths["flux-only"]
+    aware = runs["distance-aware"].predictions.mass_pred.values
+    direct = model.predict(test.flux.values, distance_kpc=test.distance.values).mass.values
+    np.testing.assert_allclose(aware, direct, atol=1e-5)
+    flux_only = model.predict(test.flux.values, mass_network="flux-only").mass.values
+    np.testing.assert_allclose(runs["flux-only"].predictions.mass_pred.values, flux_only,
+                               atol=1e-5)
+    summary = runs["distance-aware"].summary
+    pidoc = [c for c in summary.columns if "π-DOC" in c or "pidoc" in c.lower()][0]
+    assert summary.loc["age_coverage_68", pidoc] == 100.0  # +-50 Gyr holds every age
+    true_field = (10.0 ** test.mass.values.astype(float)).sum(axis=(1, 2))
+    pred_field = (10.0 ** aware.astype(float)).sum(axis=(1, 2))
+    inside = np.abs(np.log10(pred_field / true_field)) <= 0.2
+    assert summary.loc["field_mass_coverage_68", pidoc] == pytest.approx(100 * inside.mean())
+    with pytest.raises(R.ReportError, match="mass_mode must be one of"):
+        R.evaluate(model, root / "test.zarr", train_ds=root / "train.zarr", progress=False,
+                   mass_mode="both")

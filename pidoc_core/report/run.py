@@ -171,12 +171,12 @@ def evaluate(model, test_ds, *, train_ds, out=None, predictions_store=None, batc
         raise ReportError(f"limit must be >= 1 maps, got {limit!r}")
     n = n_total if limit is None else min(n_total, int(limit))
     test = test.isel(sample=slice(0, n)) if n < n_total else test
+    predict_kwargs(mass_mode, None)  # checks the name before any work
     identity = model_identity(model)
+    identity = {**identity, "id": identity["id"] + _MODE_SUFFIX.get(mass_mode, "")}
     path = _predictions_target(predictions_store, test, out, identity, n, n_total)
     train_info = None if train is None else str(train.attrs.get("plan_sha256")
                                                 or _store_of(train) or "in-memory")
-    predict_kwargs(mass_mode, None)  # checks the name before any work
-    identity = {**identity, "id": identity["id"] + _MODE_SUFFIX.get(mass_mode, "")}
     key = _key(identity["sha256"], test, n, train_info, seed=seed, gbt_max_train=gbt_max_train,
                ml_how=ml_how, mass_mode=mass_mode)
     reused = path.exists() and _matches(_read_zarr_attrs(path), key,
