@@ -236,7 +236,7 @@ def residual_panel(stats: xr.Dataset, *, label: str | None = None, units: str | 
         # three ticks on the narrow residual axis, so its labels do not overlap
         dims = dict(width=side, height=size, xticks=3) if invert else dict(width=size, height=side,
                                                                           yticks=3)
-        name = "μ: r | pred." if prefix == "mu" else "ξ: r per true bin"
+        name = "μ" if prefix == "mu" else "ξ: r per true bin"
         return (band * zero * curve).opts(title=name, backend=_B, **dims)
 
     mu = side_panel("mu", p_dim, True)

@@ -102,7 +102,7 @@ def test_residual_panel_fig5(ds, pred):
     assert len(figs) == 3
     by_title = {f.title.text: f for f in figs}
     fmain = by_title[""]
-    fmu, fxi = by_title["μ: r | pred."], by_title["ξ: r per true bin"]
+    fmu, fxi = by_title["μ"], by_title["ξ: r per true bin"]
     assert fmain.y_range is fmu.y_range  # mu shares the predicted axis
     assert fmain.x_range is fxi.x_range  # xi shares the true axis
     assert len(glyphs(fmain, BkImage)) == 1

@@ -74,7 +74,7 @@ class ExplorePlots:
         specs = (("flux", "Mock V-band image", "flux", "log F (Lsun/kpc²)"),
                  ("true", "True mass map", "mass", "log M (Msun)"),
                  ("pred", "π-DOC mass map", "mass", "log M (Msun)"),
-                 ("residual", "Residual r = π-DOC − true", "residual", "r (dex)"))
+                 ("residual", "r = π-DOC − true", "residual", "r (dex)"))
         self.maps, self.map_sources = {}, {}
         for key, title, scale, label in specs:
             fig, src = map_figure(title, self.mappers[scale], label, width=w, height=h)

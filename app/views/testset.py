@@ -151,7 +151,12 @@ class TestSetView(param.Parameterized):
         # rows no wider than a 1280-px screen leaves: Panel squeezes wider rows, which
         # collapses Bokeh grid plots
         items = [pn.pane.Markdown(f"**{samples.size:,} test maps** of "
-                                  f"{', '.join(sorted(set(map(str, self.agg.run.values))))}"),
+                                  f"{', '.join(sorted(set(map(str, self.agg.run.values))))}. "
+                                  "r = predicted − true; **μ** (left of each histogram): mean r "
+                                  "and its ±1σ band (±MAE for ages) per bin of the predicted "
+                                  "value; **ξ** (below): per bin of the true value. Predicted "
+                                  "ages below 0 Gyr are unphysical extrapolations.",
+                                  width=900),
                  _pane(self.totals_figure(model, samples))]
         pixels = _pane(self.pixel_figure(model, distances, times))
         if "age_pred" in self.agg:
