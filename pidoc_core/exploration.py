@@ -20,6 +20,7 @@ from .conventions import FOV_ARCSEC, LOG_MASS_FLOOR
 from .evaluation import (
     constant_ml_mass,
     radial_edges,
+    radial_profile,
     radial_profiles,
     residual_statistics,
 )
@@ -27,12 +28,22 @@ from .imager import ObservationSetup, observe
 from .paper import TRAINING_GRID
 from .snapshot import Snapshot
 
-__all__ = ["TRAINING_GRID", "PIXEL_MASS_EDGES", "Exploration", "explore", "training_grid_flags",
+__all__ = ["TRAINING_GRID", "PIXEL_MASS_EDGES", "MASS_NETWORKS", "Exploration", "explore",
+           "training_grid_flags",
            "setting_bounds", "physical_flags", "numbers_table", "enclosed_mass", "to_fits",
            "testset_pixel_statistics", "AGE_OF_UNIVERSE_GYR", "field_size_pc"]
 
 #: Bin edges of log10 pixel mass (Msun) for the live 2D histogram: 0.1 dex from -3 to 2.
 PIXEL_MASS_EDGES = np.round(np.arange(-3.0, 2.0001, 0.1), 10)
+
+#: Mass networks :func:`explore` can ask for -> what each means. The observing distance is
+#: given to the distance-aware network as a catalogue distance would be; with ``/predicted`` it
+#: gets the age/distance network's distance instead; ``flux-only`` is the paper's network.
+MASS_NETWORKS = {
+    "distance-aware": "distance-aware network, given the observing distance",
+    "distance-aware/predicted": "distance-aware network, given π-DOC's predicted distance",
+    "flux-only": "flux-only network (the paper's)",
+}
 
 
 def training_grid_flags(setup: ObservationSetup, time_gyr: float, *, grid=None) -> list[str]:
@@ -105,6 +116,19 @@ class Exploration:
         Settings outside the training conditions (:func:`training_grid_flags`).
     unphysical : list of str
         Predictions no cluster can have (:func:`physical_flags`), e.g. a negative age.
+    mass_network : str
+        The mass network that answered, as :data:`MASS_NETWORKS` names it
+        (``distance-aware``, ``distance-aware/predicted`` or ``flux-only``).
+    network_note : str
+        Why it is not the one asked for (the model lacks it); empty when it is.
+    intervals : dict
+        68 % intervals (:mod:`pidoc_core.model.intervals`) when the model carries them:
+        ``field_mass`` (Msun), ``age`` (Gyr), ``distance`` (kpc), each a ``(low, high)`` pair;
+        a quantity the model has no calibration for is absent. Empty without intervals.
+    mass_lo, mass_hi : numpy.ndarray or None
+        Per-pixel 68 % bounds of ``mass_pred`` (log10 Msun); None without them. The profiles
+        then carry ``mass_pred_lo``/``mass_pred_hi``: the ring means of these bounds (Msun), a
+        band of the per-pixel intervals, not an interval of the ring mean.
     """
 
     observation: xr.Dataset
@@ -118,10 +142,33 @@ class Exploration:
     totals: dict = field(default_factory=dict)
     flags: list = field(default_factory=list)
     unphysical: list = field(default_factory=list)
+    mass_network: str = "flux-only"
+    network_note: str = ""
+    intervals: dict = field(default_factory=dict)
+    mass_lo: np.ndarray | None = None
+    mass_hi: np.ndarray | None = None
+
+
+def _choose_network(model, wanted: str) -> tuple[str, str]:
+    """(network to use, note) for a model: the one wanted, else the closest the model has."""
+    if wanted not in MASS_NETWORKS:
+        raise ValueError(f"mass_network must be one of {list(MASS_NETWORKS)}, got {wanted!r}")
+    aware = getattr(model, "mass_ml_network", None) is not None
+    flux_only = getattr(model, "mass_network", None) is not None
+    if wanted.startswith("distance-aware") and not aware:
+        return "flux-only", "this model has no distance-aware network: the flux-only one answers"
+    if wanted == "distance-aware/predicted" and not model.has_age_distance:
+        return "distance-aware", ("this model has no age/distance network to predict the "
+                                  "distance: the distance-aware network is given the observing "
+                                  "distance")
+    if wanted == "flux-only" and not flux_only:
+        return "distance-aware", ("this model has no flux-only network: the distance-aware one "
+                                  "answers, given the observing distance")
+    return wanted, ""
 
 
 def explore(snapshot: Snapshot, setup: ObservationSetup, *, model, upsilon: float,
-            grid=None) -> Exploration:
+            grid=None, mass_network: str = "distance-aware") -> Exploration:
     """Observe a snapshot, predict with π-DOC and compare with the truth and the baseline.
 
     Parameters
@@ -137,15 +184,26 @@ def explore(snapshot: Snapshot, setup: ObservationSetup, *, model, upsilon: floa
         mean (:func:`pidoc_core.evaluation.training_mass_to_light`).
     grid : dict, optional
         Training conditions for :func:`training_grid_flags`.
+    mass_network : {'distance-aware', 'distance-aware/predicted', 'flux-only'}
+        Which mass network answers (:data:`MASS_NETWORKS`): the distance-aware one given the
+        observing distance (as a catalogue distance would be; default) or π-DOC's predicted
+        distance, or the paper's flux-only one. A model without it answers with the closest
+        network it has and says so in ``network_note``.
 
     Returns
     -------
     Exploration
     """
+    used, note = _choose_network(model, mass_network)
     obs = observe(snapshot, setup)
     flux = obs.flux.values
     mass_true = obs.mass.values
-    pred = model.predict(flux)
+    if used == "distance-aware":
+        pred = model.predict(flux, distance_kpc=setup.distance_kpc, mass_network="distance-aware")
+    elif used == "distance-aware/predicted":
+        pred = model.predict(flux, mass_network="distance-aware")
+    else:
+        pred = model.predict(flux, mass_network="flux-only")
     mass_pred = pred.mass.values[0].astype(np.float32)
     baseline = constant_ml_mass(flux, setup.distance_kpc, upsilon).astype(np.float32)
     measured = mass_true > LOG_MASS_FLOOR
@@ -154,6 +212,20 @@ def explore(snapshot: Snapshot, setup: ObservationSetup, *, model, upsilon: floa
     sx, sy = setup.shift_arcsec
     profiles = radial_profiles(mass_true[None], mass_pred[None], flux[None], setup.distance_kpc,
                                sx, sy, edges=radial_edges())
+    profiles = profiles.isel(sample=0) if "sample" in profiles.dims else profiles
+    mass_lo = mass_hi = None
+    if "mass_lo" in pred and "mass_hi" in pred:
+        mass_lo = pred.mass_lo.values[0].astype(np.float32)
+        mass_hi = pred.mass_hi.values[0].astype(np.float32)
+        band, _ = radial_profile(np.stack([mass_lo, mass_hi]), sx, sy, edges=radial_edges(),
+                                 log10_input=True)
+        for i, bound in enumerate(("lo", "hi")):
+            word = "lower" if bound == "lo" else "upper"
+            profiles[f"mass_pred_{bound}"] = ("radius", band[i], {
+                "units": "Msun", "long_name": f"ring mean of the per-pixel 68 % {word} bound"})
+    intervals = {key: (float(pred[f"{key}_lo"].values[0]), float(pred[f"{key}_hi"].values[0]))
+                 for key in ("field_mass", "age", "distance")
+                 if f"{key}_lo" in pred and f"{key}_hi" in pred}
     lum = obs.attrs["field_luminosity_v_lsun"]
     m_true = obs.attrs["field_mass_msun"]
     m_pred = float(np.sum(10.0 ** mass_pred.astype(np.float64)))
@@ -176,12 +248,17 @@ def explore(snapshot: Snapshot, setup: ObservationSetup, *, model, upsilon: floa
         mass_baseline=baseline,
         residual=mass_pred - mass_true,
         pixel_stats=stats,
-        profiles=profiles.isel(sample=0) if "sample" in profiles.dims else profiles,
+        profiles=profiles,
         age_gyr=age,
         distance_kpc=distance,
         totals=totals,
         flags=training_grid_flags(setup, snapshot.time, grid=grid),
         unphysical=physical_flags(age, distance),
+        mass_network=used,
+        network_note=note,
+        intervals=intervals,
+        mass_lo=mass_lo,
+        mass_hi=mass_hi,
     )
 
 
@@ -278,7 +355,12 @@ def numbers_table(result: Exploration):
         Rows ``Field mass (Msun)``, ``M/L_V (Msun/Lsun)`` and, with an age/distance network,
         ``Age (Gyr)`` and ``Distance (kpc)``; columns ``true``, ``π-DOC``, ``constant M/L``
         and the relative errors ``π-DOC error (%)``, ``constant M/L error (%)`` =
-        100 (value - true) / true. Missing entries are NaN.
+        100 (value - true) / true. When the step carries intervals, ``π-DOC 68 % low`` and
+        ``π-DOC 68 % high`` bound π-DOC's value (the M/L's are the field mass's divided by the
+        field luminosity). Missing entries are NaN. ``attrs``: ``mass_network`` (which network
+        answered, :data:`MASS_NETWORKS`), ``network_note``, and ``text``: one line per row,
+        e.g. ``Field mass (Msun): true 1.25e+04, π-DOC 1.23e+04 [1.1e+04, 1.4e+04] (68 %),
+        constant M/L 9.8e+03``.
     """
     import pandas as pd
 
@@ -295,8 +377,36 @@ def numbers_table(result: Exploration):
     with np.errstate(invalid="ignore", divide="ignore"):
         for col in ("π-DOC", "constant M/L"):
             df[f"{col} error (%)"] = 100.0 * (df[col] - df["true"]) / df["true"]
+    if result.intervals:
+        lum = t["luminosity_v_lsun"]
+        bounds = {"Field mass (Msun)": result.intervals.get("field_mass"),
+                  "Age (Gyr)": result.intervals.get("age"),
+                  "Distance (kpc)": result.intervals.get("distance")}
+        fm = bounds["Field mass (Msun)"]
+        if fm is not None and lum > 0:
+            bounds["M/L_V (Msun/Lsun)"] = (fm[0] / lum, fm[1] / lum)
+        for i, col in enumerate(("π-DOC 68 % low", "π-DOC 68 % high")):
+            df[col] = [bounds[row][i] if bounds.get(row) is not None else math.nan
+                       for row in df.index]
     df.index.name = "quantity"
+    df.attrs["mass_network"] = result.mass_network
+    df.attrs["network_note"] = result.network_note
+    df.attrs["text"] = [_row_text(label, row) for label, row in df.iterrows()]
     return df
+
+
+def _row_text(label, row) -> str:
+    cells = []
+    for col in ("true", "π-DOC", "constant M/L"):
+        value = row[col]
+        if not math.isfinite(value):
+            continue
+        cell = f"{col} {value:.3g}"
+        lo, hi = row.get("π-DOC 68 % low", math.nan), row.get("π-DOC 68 % high", math.nan)
+        if col == "π-DOC" and math.isfinite(lo) and math.isfinite(hi):
+            cell += f" [{lo:.2g}, {hi:.2g}] (68 %)"
+        cells.append(cell)
+    return f"{label}: " + ", ".join(cells)
 
 
 def enclosed_mass(profiles: xr.Dataset, *, upsilon: float) -> dict:
@@ -337,7 +447,8 @@ def to_fits(result: Exploration):
         Primary HDU: log10 flux (Lsun kpc^-2); image extensions ``MASS_TRUE``, ``MASS_PIDOC``,
         ``MASS_CONSTML`` (log10 Msun per pixel) and ``RESIDUAL`` (dex). Every header carries
         the setup (distance, seeing, shift, rotation, pixel, field; units in the comments),
-        the snapshot and π-DOC's age and distance; axes are arcsec offsets from the field centre.
+        the snapshot, π-DOC's age and distance, the mass network (``MASSNET``) and, with
+        intervals, the field mass's 68 % bounds (``MFLD_LO``, ``MFLD_HI``); axes are arcsec offsets from the field centre.
     """
     from astropy.io import fits
 
@@ -359,6 +470,11 @@ def to_fits(result: Exploration):
          "[Gyr] pi-DOC age"),
         ("DIST_PRD", result.distance_kpc if math.isfinite(result.distance_kpc) else None,
          "[kpc] pi-DOC distance"),
+        ("MASSNET", result.mass_network, "pi-DOC mass network that answered"),
+        ("MFLD_LO", result.intervals.get("field_mass", (None, None))[0],
+         "[Msun] field mass, 68% interval low"),
+        ("MFLD_HI", result.intervals.get("field_mass", (None, None))[1],
+         "[Msun] field mass, 68% interval high"),
         ("CTYPE1", "OFFSET-X", "arcsec from the field centre"), ("CUNIT1", "arcsec", ""),
         ("CRPIX1", (n + 1) / 2.0, ""), ("CRVAL1", 0.0, ""), ("CDELT1", pix, ""),
         ("CTYPE2", "OFFSET-Y", "arcsec from the field centre"), ("CUNIT2", "arcsec", ""),
