@@ -337,3 +337,78 @@ def test_panel_builds_without_sys_path_tricks(view):
     assert app.__file__.endswith("app/__init__.py")
     layout = view.panel()
     assert isinstance(layout, pn.Row) and layout.get_root() is not None
+
+
+# ------------------------------------------------------------------ mass networks and intervals
+@pytest.fixture(scope="module")
+def three_model():
+    from .test_exploration import three_network_model
+
+    return three_network_model()
+
+
+@pytest.fixture()
+def three_view(three_model):
+    from app.views.explore import ExploreView
+
+    return ExploreView({"MW15 analogue": FakeRun("MW15 analogue", 1.0)}, three_model,
+                       upsilon=2.0)
+
+
+def test_mass_network_selector_changes_the_network(three_view, three_model):
+    from app.views.explore import NETWORK_LABELS
+    from pidoc_core.exploration import explore
+
+    view = three_view
+    assert view.mass_network == "distance-aware" and view.last.mass_network == "distance-aware"
+    assert "Mass: distance-aware network, given the observing distance" in view.numbers_text()
+    widget = view.controls()._widgets["mass_network"]
+    assert list(widget.options) == list(NETWORK_LABELS)
+    aware = image(view, "pred").copy()
+    snap = view._snapshot(view.run, view.time)
+    for choice in ("flux-only", "distance-aware/predicted", "distance-aware"):
+        view.mass_network = choice
+        core = explore(snap, view.setup(), model=three_model, upsilon=2.0, mass_network=choice)
+        np.testing.assert_array_equal(image(view, "pred"), core.mass_pred)
+        assert view.last.mass_network == choice
+        if choice == "flux-only":
+            assert not np.allclose(image(view, "pred"), aware)
+            assert "Mass: flux-only network (the paper's)" in view.numbers_text()
+    # the widget drives the parameter
+    widget.value = "flux-only"
+    assert view.mass_network == "flux-only" and view.last.mass_network == "flux-only"
+
+
+def test_intervals_on_the_page_are_the_cores(three_view):
+    from app.views.explore import _num
+    from pidoc_core.exploration import numbers_table
+
+    view = three_view
+    view.distance = 40
+    table = numbers_table(view.last)
+    text = view.numbers_text()
+    assert "68 % interval" in text and "[ ]: 68 % interval" in text
+    for row in ("Field mass (Msun)", "M/L_V (Msun/Lsun)", "Age (Gyr)", "Distance (kpc)"):
+        lo, hi = table.loc[row, "π-DOC 68 % low"], table.loc[row, "π-DOC 68 % high"]
+        line = next(line for line in text.splitlines() if line.startswith(row))
+        cells = line.split(" | ")
+        assert cells[2].startswith(_num(table.loc[row, "π-DOC"]))
+        assert cells[3] == f"[{_num(lo)}, {_num(hi)}]"
+    lo, hi = view.last.intervals["field_mass"]
+    assert lo < view.last.totals["mass_pidoc_msun"] < hi
+    prof = view.plots.prof_src.data
+    np.testing.assert_allclose(prof["m_lo"], view.last.profiles.mass_pred_lo.values)
+    np.testing.assert_allclose(prof["m_hi"], view.last.profiles.mass_pred_hi.values)
+    csv = view.export_csv().getvalue().decode()
+    assert "π-DOC 68 % low" in csv and "mass_pred_lo" in csv
+
+
+def test_without_intervals_or_distance_aware_network_the_page_says_so(view):
+    """The module's model has the paper's flux-only network and no intervals."""
+    assert view.mass_network == "distance-aware" and view.last.mass_network == "flux-only"
+    assert "no distance-aware network" in view.status.object
+    text = view.numbers_text()
+    assert "Mass: flux-only network (the paper's) (not the one asked for" in text
+    assert "this model carries no intervals" in text and "68 % interval" not in text
+    assert "[" not in text.replace("[ ]", "")
+    assert np.isnan(np.asarray(view.plots.prof_src.data["m_lo"], float)).all()

@@ -17,16 +17,27 @@ import numpy as np
 import panel as pn
 import param
 
-from pidoc_core.exploration import (explore, field_size_pc, numbers_table, setting_bounds,
-                                    to_fits)
+from pidoc_core.exploration import (MASS_NETWORKS, explore, field_size_pc, numbers_table,
+                                    setting_bounds, to_fits)
 from pidoc_core.imager import ObservationError, ObservationSetup
 
 from .explore_plots import ExplorePlots
 
-__all__ = ["ExploreView", "HOW_TO_READ"]
+__all__ = ["ExploreView", "HOW_TO_READ", "NETWORK_HELP", "NETWORK_LABELS"]
 
 _BOUNDS = setting_bounds()
 _ROTATIONS = ["0", "90", "180", "270", "free"]
+
+#: The mass-network selector's labels -> :data:`pidoc_core.exploration.MASS_NETWORKS` keys.
+NETWORK_LABELS = {"distance-aware, given the distance above": "distance-aware",
+                  "distance-aware, given π-DOC's distance": "distance-aware/predicted",
+                  "flux-only (the paper's)": "flux-only"}
+assert set(NETWORK_LABELS.values()) == set(MASS_NETWORKS)
+#: How the mass networks differ, in one line under their selector.
+NETWORK_HELP = ("Flux is surface brightness: it does not fall with distance, but a pixel's mass "
+                "grows as d². The distance-aware network is given the distance (as a catalogue "
+                "would) and predicts M/L; the flux-only one (the paper's) must infer that "
+                "offset from the image alone.")
 
 #: The page's legend of symbols, shown beside the plots.
 HOW_TO_READ = """\
@@ -35,7 +46,9 @@ the chosen distance is above the table). *r* = π-DOC − true log mass per pixe
 (line) and 16–84 % band in each bin of π-DOC's value; **ξ**: the same per bin of the true value.
 *constant M/L*: mass = {upsilon:.2f} × luminosity (the training set's mean M/L_V, Msun/Lsun), the
 baseline π-DOC must beat. Profiles: mean mass per pixel and M/L in rings about the cluster centre;
-*true / model* below 1 means the model overestimates. *Pin* keeps a setting's π-DOC curves (grey
+the blue band spans the rings' means of π-DOC's per-pixel 68 % bounds; [ ] in the table: π-DOC's
+68 % interval, calibrated on validation maps (absent if the model has none); *true / model*
+below 1 means the model overestimates. *Pin* keeps a setting's π-DOC curves (grey
 dotted) and numbers to compare with the next ones."""
 
 
@@ -79,6 +92,8 @@ class ExploreView(param.Parameterized):
                            label="Centre shift y (arcsec)")
     rotation = param.Selector(objects=_ROTATIONS, default="0", label="Rotation (deg)")
     angle = param.Number(0.0, bounds=(0.0, 360.0), step=1.0, label="Free angle (deg)")
+    mass_network = param.Selector(objects=NETWORK_LABELS, default="distance-aware",
+                                  label="Mass network")
     colour_scale = param.Selector(objects=["fixed", "automatic"], default="fixed",
                                   label="Colour scales")
     pin = param.Action(lambda self: self.pin_current(), label="Pin this setting")
@@ -97,8 +112,8 @@ class ExploreView(param.Parameterized):
             lambda run, t: sources[run].snapshot(t))
         self.plots = ExplorePlots(upsilon=self.upsilon)
         # fixed sizes: text changes then repaint in place instead of re-laying out the page
-        self.status = pn.pane.Alert("", alert_type="success", margin=(0, 5), height=110,
-                                    width=420, styles={"overflow-y": "auto", "font-size": "90%"})
+        self.status = pn.pane.Alert("", alert_type="success", margin=(0, 5), height=135,
+                                    width=390, styles={"overflow-y": "auto", "font-size": "90%"})
         self.last = self.pinned = None
         self.param.angle.constant = True
         self.param.run.objects = names
@@ -143,13 +158,14 @@ class ExploreView(param.Parameterized):
 
     # --------------------------------------------------------------------------- update
     @param.depends("time", "distance", "psf", "shift_x", "shift_y", "rotation", "angle",
-                   "colour_scale", watch=True)
+                   "mass_network", "colour_scale", watch=True)
     def update(self) -> None:
         """Image, predict and measure under the current settings; patch every plot at once."""
         try:
             setup = self.setup()
             snap = self._snapshot(self.run, float(self.time))
-            result = explore(snap, setup, model=self.model, upsilon=self.upsilon, grid=self.grid)
+            result = explore(snap, setup, model=self.model, upsilon=self.upsilon, grid=self.grid,
+                             mass_network=self.mass_network)
         except (ObservationError, ValueError) as exc:
             self.status.alert_type = "danger"
             self.status.object = f"<b>Cannot observe this setting</b>: {html.escape(str(exc))}"
@@ -173,6 +189,8 @@ class ExploreView(param.Parameterized):
                          "<br>".join(html.escape(f) for f in result.flags))
         if not lines:
             lines.append("All settings inside the networks' training conditions.")
+        if result.network_note:
+            lines.append("<b>Mass network</b>: " + html.escape(result.network_note) + ".")
         self.status.alert_type = kind
         self.status.object = "<br>".join(lines)
 
@@ -186,10 +204,18 @@ class ExploreView(param.Parameterized):
         return df
 
     def _numbers_cells(self, result, snap):
-        """The caption and the table of formatted strings the numbers canvas shows."""
+        """The caption, the table of formatted strings and the footer the numbers canvas
+        shows."""
         df = self.numbers_frame(result)
-        shown = df.drop(columns=[c for c in df if c.endswith("error (%)")])
+        bounds = [c for c in ("π-DOC 68 % low", "π-DOC 68 % high") if c in df]
+        shown = df.drop(columns=[c for c in df if c.endswith("error (%)")] + bounds)
+        if bounds:
+            shown.insert(shown.columns.get_loc("π-DOC") + 1, "68 % interval", [
+                f"[{_num(lo)}, {_num(hi)}]" if np.isfinite(lo) and np.isfinite(hi) else "–"
+                for lo, hi in zip(df["π-DOC 68 % low"], df["π-DOC 68 % high"])])
         for col in shown:
+            if col == "68 % interval":
+                continue
             err = df.get(f"{col} error (%)")
             shown[col] = [f"{_num(v)} ({e:+.0f} %)" if err is not None and np.isfinite(e)
                           else _num(v) for v, e in zip(df[col], err if err is not None
@@ -199,7 +225,11 @@ class ExploreView(param.Parameterized):
         caption = (f"{snap.name} at {snap.time:g} Gyr, {len(snap):,} stars; field "
                    f"{attrs['fov_arcsec']:g}″ = {field_pc:.2f} pc; L_V = "
                    f"{result.totals['luminosity_v_lsun']:,.0f} Lsun")
-        return caption, shown
+        footer = f"Mass: {MASS_NETWORKS[result.mass_network]}"
+        if result.network_note:
+            footer += " (not the one asked for: see the status)"
+        footer += "; [ ]: 68 % interval" if bounds else "; this model carries no intervals"
+        return caption, shown, footer
 
     def numbers_text(self) -> str:
         """What the numbers canvas shows, as text: the caption, then one line per row."""
@@ -236,7 +266,7 @@ class ExploreView(param.Parameterized):
         controls = pn.Param(
             self, show_name=False, width=240,
             parameters=["run", "time", "distance", "psf", "shift_x", "shift_y", "rotation",
-                        "angle", "colour_scale", "pin", "unpin"],
+                        "angle", "mass_network", "colour_scale", "pin", "unpin"],
             widgets={"time": pn.widgets.DiscreteSlider,
                      "rotation": {"type": pn.widgets.RadioButtonGroup, "button_type": "light"},
                      "colour_scale": {"type": pn.widgets.RadioButtonGroup,
@@ -257,7 +287,11 @@ class ExploreView(param.Parameterized):
             pn.widgets.FileDownload(callback=self.export_fits, filename="pidoc-explore.fits",
                                     label="FITS", width=70, button_type="light"),
             width=240)
-        side = pn.Column(self.controls(), "Download the current maps and numbers "
+        controls = self.controls()
+        at = list(controls.layout.objects).index(controls._widgets["mass_network"]) + 1
+        controls.layout.insert(at, pn.pane.Markdown(NETWORK_HELP, width=225, margin=(0, 10),
+                                                    styles={"font-size": "75%"}))
+        side = pn.Column(controls, "Download the current maps and numbers "
                          "(PNG: each plot's save tool):", downloads, legend, width=250)
         maps = pn.Row(*(pn.pane.Bokeh(f) for f in p.maps.values()))
         hist, mu, xi = (pn.pane.Bokeh(f) for f in p.histogram)

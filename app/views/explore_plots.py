@@ -24,7 +24,8 @@ __all__ = ["ExplorePlots", "FIXED_RANGES", "NUMBERS_SOURCE"]
 #: Name of the data source of the numbers table (``row``, ``col``, ``text``): pages and tests
 #: read the numbers from it.
 NUMBERS_SOURCE = "pidoc-numbers"
-_NUMBER_COLUMNS = (4, 150, 235, 345, 445)  # x of the label and value columns, screen pixels
+_NUMBER_COLUMNS = (4, 118, 180, 275, 380, 480)  # x of the label and value columns, screen px
+_NUMBERS_SIZE = (580, 135)  # width, height of the numbers canvas, screen pixels
 
 #: Fixed colour ranges: log10 flux (Lsun kpc^-2), log10 mass (Msun), residual (dex).
 FIXED_RANGES = {"flux": (-7.5, -2.5), "mass": (-2.5, 1.5), "residual": (-1.0, 1.0)}
@@ -125,7 +126,8 @@ class ExplorePlots:
         r = 0.5 * (edges[1:] + edges[:-1])
         nan = np.full(r.size, np.nan)
         keys = ("m_true", "m_pred", "m_base", "m_pinned", "ml_true", "ml_pred", "ml_base",
-                "ml_pinned", "m_ratio", "mb_ratio", "r_out", "enc_true", "enc_pred", "enc_base")
+                "ml_pinned", "m_ratio", "mb_ratio", "r_out", "enc_true", "enc_pred", "enc_base",
+                "m_lo", "m_hi", "ml_lo", "ml_hi")
         self.prof_src = ColumnDataSource({"r": r, **{k: nan for k in keys}})
         self.mass_profile = self._profile("Mass per pixel in rings", "M (Msun)", "m")
         self.ml_profile = self._profile("M/L in rings", "M/L_V (Msun/Lsun)", "ml")
@@ -158,6 +160,9 @@ class ExplorePlots:
                      toolbar_location=None)
         fig.yaxis.ticker = LogTicker(mantissas=[1])
         fig.xaxis.visible = False
+        # π-DOC's 68 % per-pixel band (ring means of the bounds); NaN, so invisible, without
+        fig.varea("r", f"{key}_lo", f"{key}_hi", source=self.prof_src, color=_COLOURS["pred"],
+                  fill_alpha=0.2)
         lines = [("true", fig.line("r", f"{key}_true", source=self.prof_src,
                                    color=_COLOURS["true"], line_width=2)),
                  ("π-DOC", fig.line("r", f"{key}_pred", source=self.prof_src,
@@ -177,7 +182,8 @@ class ExplorePlots:
         # table's new text re-laid out the whole page (~90 ms a move in Chromium)
         self.numbers_src = ColumnDataSource({k: [] for k in ("x", "y", "text", "row", "col",
                                                              "style")}, name=NUMBERS_SOURCE)
-        fig = figure(width=540, height=125, x_range=Range1d(0, 540), y_range=Range1d(0, 125),
+        w, h = _NUMBERS_SIZE
+        fig = figure(width=w, height=h, x_range=Range1d(0, w), y_range=Range1d(0, h),
                      toolbar_location=None, tools="", min_border=0, outline_line_color=None)
         fig.axis.visible = False
         fig.grid.visible = False
@@ -185,17 +191,21 @@ class ExplorePlots:
                                              text_baseline="middle", text_font_style="style"))
         self.numbers = fig
 
-    def show_numbers(self, caption: str, table) -> None:
-        """Draw the caption and a table of strings (index: row labels) on the numbers canvas."""
+    def show_numbers(self, caption: str, table, footer: str = "") -> None:
+        """Draw the caption, a table of strings (index: row labels) and a footer line on the
+        numbers canvas."""
         cols = ["", *table.columns]
-        x, y, text, row, col, style = [4.0], [115.0], [caption], ["caption"], [""], ["bold"]
+        x, y, text, row, col, style = [4.0], [126.0], [caption], ["caption"], [""], ["bold"]
         for j, name in enumerate(cols[1:], start=1):
-            x.append(_NUMBER_COLUMNS[j]), y.append(96.0), text.append(name)
+            x.append(_NUMBER_COLUMNS[j]), y.append(108.0), text.append(name)
             row.append("header"), col.append(name), style.append("bold")
         for i, (label, values) in enumerate(table.iterrows()):
             for j, value in enumerate([label, *values]):
-                x.append(_NUMBER_COLUMNS[j]), y.append(78.0 - 18.0 * i), text.append(str(value))
+                x.append(_NUMBER_COLUMNS[j]), y.append(91.0 - 17.0 * i), text.append(str(value))
                 row.append(label), col.append(cols[j]), style.append("bold" if j == 0 else "normal")
+        if footer:
+            x.append(4.0), y.append(12.0), text.append(footer)
+            row.append("footer"), col.append(""), style.append("italic")
         self.numbers_src.data = {"x": x, "y": y, "text": text, "row": row, "col": col,
                                  "style": style}
 
@@ -254,7 +264,13 @@ class ExplorePlots:
             "m_ratio": prof.mass_ratio.values,
             "mb_ratio": prof.mass_true.values / base_mass,
             "enc_true": enc["true"], "enc_pred": enc["pidoc"], "enc_base": enc["baseline"],
+            "m_lo": nan, "m_hi": nan, "ml_lo": nan, "ml_hi": nan,
         }
+        if "mass_pred_lo" in prof:
+            lum = prof.luminosity.values
+            data.update(m_lo=prof.mass_pred_lo.values, m_hi=prof.mass_pred_hi.values)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                data.update(ml_lo=data["m_lo"] / lum, ml_hi=data["m_hi"] / lum)
         self.prof_src.data = data
         for fig, keys in ((self.mass_profile, ("m_true", "m_pred", "m_base")),
                           (self.ml_profile, ("ml_true", "ml_pred", "ml_base"))):
