@@ -223,3 +223,45 @@ def test_panel_builds(view):
     assert view.upload.accept == ".fits,.fit,.fz,.fits.gz"
     root = layout.get_root()  # the Bokeh models of the tab build
     assert root is not None
+
+
+def test_network_and_intervals_are_the_cores(fits_bytes):
+    """A three-network model with intervals: the tab says which network answered and shows the
+    library's 68 % intervals; the module's model (no intervals) shows none."""
+    from app.views.observe import ObservationView
+
+    from .test_exploration import STANDARDISATION as STD3, three_network_model
+
+    model = three_network_model()
+    assert set(STD3) >= {"ml_mean", "log_distance_mean"}
+    view = ObservationView(model)
+    upload(view, fits_bytes)
+    view.extinction = 0.0
+    view.predict()
+    assert view.status.alert_type == "success", view.status.object
+    ds = view.result
+    expected = O.predict_image(fits.open(io.BytesIO(fits_bytes)), cluster="NGC 5053", model=model)
+    assert ds.attrs["mass_network"] == expected.attrs["mass_network"] == "distance-aware"
+    html = view.numbers.object
+    assert "Mass from the distance-aware network, given this distance." in html
+    lo, hi = float(expected.field_mass_lo), float(expected.field_mass_hi)
+    assert float(ds.field_mass_lo) == pytest.approx(lo) and lo < float(ds.field_mass) < hi
+    assert f"[{lo:,.0f}, {hi:,.0f}]" in html
+    assert f"[{float(expected.age_lo):.1f}, {float(expected.age_hi):.1f}]" in html
+    assert f"[{float(expected.distance_lo):.1f}, {float(expected.distance_hi):.1f}]" in html
+    lum = float(ds.luminosity_v)
+    assert f"[{lo / lum:.2f}, {hi / lum:.2f}]" in html
+    assert "68 % interval" in html
+    # a typed distance is given to the distance-aware network too
+    view.distance = 25.0
+    view.predict()
+    assert view.result.attrs["distance_source"] == "given"
+    assert "given this distance" in view.numbers.object
+
+
+def test_without_intervals_the_tab_shows_none(view, fits_bytes):
+    upload(view, fits_bytes)
+    view.predict()
+    html = view.numbers.object
+    assert "68 % interval" not in html and "This model carries no intervals" in html
+    assert "Mass from the flux-only network (the paper&#x27;s)" in html

@@ -117,7 +117,7 @@ class ObservationView(param.Parameterized):
             f"header or given; PS1 stacks are linearised) of at most {self.max_upload_mb:g} MB, "
             "check the centre and press Predict.", alert_type="info")
         self.verdict = pn.pane.Alert("", alert_type="light", visible=False)
-        self.numbers = pn.pane.HTML("", width=520)
+        self.numbers = pn.pane.HTML("", width=700)
         self._build_figures()
         self.upload.param.watch(self._on_upload, "value")
         self.predict_button.on_click(self.predict)
@@ -371,6 +371,8 @@ class ObservationView(param.Parameterized):
                 "L_V": float(ds["luminosity_v"]), "ml": float(ds["mass_to_light"]),
                 "age": float(ds["age"]), "distance": float(ds["distance"])}
         columns = {"π-DOC (this model)": ours}
+        if any(f"{k}_lo" in ds for k in ("field_mass", "age", "distance")):
+            columns["68 % interval"] = self._intervals(ds)
         row = self._catalogue.get(ds.attrs.get("cluster") or "")
         if row is not None:
             age = row["age"]
@@ -388,11 +390,46 @@ class ObservationView(param.Parameterized):
                         for _, key, spec in rows] for name, col in columns.items()}
         return pd.DataFrame(table, index=[label for label, _, _ in rows])
 
+    @staticmethod
+    def _intervals(ds) -> dict:
+        """π-DOC's 68 % intervals as table cells ``[lo, hi]`` (keys of :meth:`numbers_frame`'s
+        rows); a quantity without one is absent."""
+        cells = {}
+
+        def cell(lo, hi, spec):
+            return f"[{_fmt(lo, spec)}, {_fmt(hi, spec)}]"
+
+        if "field_mass_lo" in ds and "field_mass_hi" in ds:
+            lo, hi = float(ds["field_mass_lo"]), float(ds["field_mass_hi"])
+            cells["mass"] = cell(lo, hi, ",.0f")
+            if lo > 0 and hi > 0:
+                cells["log_mass"] = cell(math.log10(lo), math.log10(hi), ".2f")
+            lum = float(ds["luminosity_v"])
+            if lum > 0:
+                cells["ml"] = cell(lo / lum, hi / lum, ".2f")
+        for key, spec in (("age", ".1f"), ("distance", ".1f")):
+            if f"{key}_lo" in ds and f"{key}_hi" in ds:
+                cells[key] = cell(float(ds[f"{key}_lo"]), float(ds[f"{key}_hi"]), spec)
+        return cells
+
+    @staticmethod
+    def network_sentence(ds) -> str:
+        """Which mass network answered, in words."""
+        net = str(ds.attrs.get("mass_network", "none"))
+        if net == "distance-aware":
+            given = ds.attrs.get("distance_source") != "pi-DOC prediction"
+            return ("Mass from the distance-aware network, given " +
+                    ("this distance." if given else "π-DOC's predicted distance."))
+        if net == "flux-only":
+            return "Mass from the flux-only network (the paper's): it infers the distance itself."
+        return "No mass network in this model."
+
     def _numbers_html(self, ds) -> str:
         a = ds.attrs
         intro = (f"L<sub>V</sub> and M/L at {a['distance_used_kpc']:g} kpc "
                  f"({html.escape(str(a['distance_source']))}); A_V = "
-                 f"{a.get('extinction_av_mag', 0.0):g} mag.")
+                 f"{a.get('extinction_av_mag', 0.0):g} mag. "
+                 f"{html.escape(self.network_sentence(ds))}")
         foot = ""
         if a.get("cluster") in self._catalogue:
             foot = ("<br><small>Literature: field L<sub>V</sub> and distance as in the paper's "
@@ -400,6 +437,12 @@ class ObservationView(param.Parameterized):
                     "VandenBerg et al. (2013).</small>")
         if a.get("mass_note"):
             foot += f"<br><small>{html.escape(dashboard_words(a['mass_note']))}</small>"
+        if any(f"{k}_lo" in ds for k in ("field_mass", "age", "distance")):
+            foot += ("<br><small>68 % interval: such intervals held the truth for 68 % of "
+                     "π-DOC's validation maps (calibrated on them); an image outside the "
+                     "training range may fall outside more often.</small>")
+        else:
+            foot += "<br><small>This model carries no intervals.</small>"
         table = self.numbers_frame(ds).to_html(classes="pidoc-observation-numbers", border=0,
                                                justify="left")
         return intro + table + foot
