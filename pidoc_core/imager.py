@@ -464,7 +464,9 @@ def observe(snapshot: Snapshot, setup: ObservationSetup) -> xr.Dataset:
     >>> obs.flux.shape, round(obs.attrs["field_mass_msun"], 6)
     ((160, 160), 0.8)
     """
-    if "luminosity" in snapshot.meta.get("missing_columns", ()):  # dynamics-only reader output
+    meta = getattr(snapshot, "meta", None)
+    if isinstance(meta, dict) and "luminosity" in meta.get("missing_columns", ()):
+        # dynamics-only reader output (the type of snapshot itself is checked by render)
         raise ObservationError(f"cannot observe: {snapshot.meta.get('missing_reason')}")
     flux, mass = render(snapshot, setup)
     coords = setup.pixel_centres_arcsec()
