@@ -412,3 +412,13 @@ def test_without_intervals_or_distance_aware_network_the_page_says_so(view):
     assert "this model carries no intervals" in text and "68 % interval" not in text
     assert "[" not in text.replace("[ ]", "")
     assert np.isnan(np.asarray(view.plots.prof_src.data["m_lo"], float)).all()
+
+
+def test_profile_log_axes_label_decades_or_1_2_5(view):
+    from app.views.explore_plots import _log_ticks
+
+    for fig in (view.plots.mass_profile, view.plots.ml_profile):
+        lo, hi = fig.y_range.start, fig.y_range.end
+        ticks = fig.yaxis[0].ticker.ticks
+        assert ticks == _log_ticks(lo, hi) and ticks[0] == lo and ticks[-1] == hi
+        assert len(ticks) <= 7

@@ -29,8 +29,8 @@ _BOUNDS = setting_bounds()
 _ROTATIONS = ["0", "90", "180", "270", "free"]
 
 #: The mass-network selector's labels -> :data:`pidoc_core.exploration.MASS_NETWORKS` keys.
-NETWORK_LABELS = {"distance-aware, given the distance above": "distance-aware",
-                  "distance-aware, given π-DOC's distance": "distance-aware/predicted",
+NETWORK_LABELS = {"distance-aware, slider distance": "distance-aware",
+                  "distance-aware, π-DOC distance": "distance-aware/predicted",
                   "flux-only (the paper's)": "flux-only"}
 assert set(NETWORK_LABELS.values()) == set(MASS_NETWORKS)
 #: How the mass networks differ, in one line under their selector.

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 from bokeh.models import (ColorBar, ColumnDataSource, FixedTicker, Legend, LinearColorMapper,
-                          LogTicker, Range1d, Span)
+                          Range1d, Span)
 from bokeh.models import Text
 from bokeh.plotting import figure
 
@@ -46,6 +46,19 @@ def _decades(*arrays):
     lo = float(10.0 ** np.floor(np.log10(values.min())))
     hi = float(10.0 ** np.ceil(np.log10(values.max())))
     return (lo, hi if hi > lo else 10 * lo)
+
+
+def _log_ticks(lo: float, hi: float) -> list[float]:
+    """Ticks of a log axis from ``lo`` to ``hi`` (whole decades): the decades, and 2 and 5 times
+    them when the axis spans at most two decades (Bokeh's LogTicker then labels every 0.01).
+
+    >>> _log_ticks(0.01, 1.0)
+    [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0]
+    """
+    k0, k1 = int(round(np.log10(lo))), int(round(np.log10(hi)))
+    mantissas = (1, 2, 5) if k1 - k0 <= 2 else (1,)
+    return [float(f"{m}e{k}") for k in range(k0, k1 + 1) for m in mantissas
+            if m * 10.0 ** k <= hi * (1 + 1e-9)]
 
 
 def _legend_above(fig, items):
@@ -158,7 +171,7 @@ class ExplorePlots:
         fig = figure(title=title, width=300, height=215, y_axis_type="log", tools=TOOLS,
                      x_range=Range1d(0, 30), y_range=Range1d(1e-3, 1e2), y_axis_label=label,
                      toolbar_location=None)
-        fig.yaxis.ticker = LogTicker(mantissas=[1])
+        fig.yaxis.ticker = FixedTicker(ticks=_log_ticks(1e-3, 1e2))
         fig.xaxis.visible = False
         # π-DOC's 68 % per-pixel band (ring means of the bounds); NaN, so invisible, without
         fig.varea("r", f"{key}_lo", f"{key}_hi", source=self.prof_src, color=_COLOURS["pred"],
@@ -277,3 +290,4 @@ class ExplorePlots:
             span = _decades(*(data[k] for k in keys))
             if span is not None and (fig.y_range.start, fig.y_range.end) != span:
                 fig.y_range.update(start=span[0], end=span[1])
+                fig.yaxis.ticker.ticks = _log_ticks(*span)
