@@ -16,6 +16,7 @@ import io
 import numpy as np
 import panel as pn
 import param
+from bokeh.layouts import column, row
 
 from pidoc_core.exploration import (MASS_NETWORKS, explore, field_size_pc, numbers_table,
                                     setting_bounds, to_fits)
@@ -82,8 +83,8 @@ class ExploreView(param.Parameterized):
         the settings' bounds follow from it (:func:`pidoc_core.exploration.setting_bounds`).
     """
 
-    run = param.Selector(objects=[], label="Run")
-    time = param.Selector(objects=[], label="Snapshot time (Gyr)")
+    run = param.Selector(objects=[], label="Run", check_on_set=True)
+    time = param.Selector(objects=[], label="Snapshot time (Gyr)", check_on_set=True)
     distance = param.Number(15.0, bounds=_BOUNDS["distance_kpc"], step=1.0, label="Distance (kpc)")
     psf = param.Number(1.0, bounds=_BOUNDS["psf_fwhm_arcsec"], step=0.05, label="PSF FWHM (arcsec)")
     shift_x = param.Number(0.0, bounds=_BOUNDS["shift_arcsec"], step=0.25,
@@ -293,12 +294,15 @@ class ExploreView(param.Parameterized):
                                                     styles={"font-size": "75%"}))
         side = pn.Column(controls, "Download the current maps and numbers "
                          "(PNG: each plot's save tool):", downloads, legend, width=250)
-        maps = pn.Row(*(pn.pane.Bokeh(f) for f in p.maps.values()))
-        hist, mu, xi = (pn.pane.Bokeh(f) for f in p.histogram)
-        lower = pn.Row(pn.Column(pn.Row(mu, hist), xi),
-                       pn.Column(pn.pane.Bokeh(p.mass_profile), pn.pane.Bokeh(p.ratio)),
-                       pn.Column(pn.pane.Bokeh(p.ml_profile), pn.pane.Bokeh(p.enclosed)))
-        return pn.Row(side, pn.Column(pn.Row(self.status, pn.pane.Bokeh(p.numbers)), maps, lower))
+        # one Bokeh layout for all eleven plots, not eleven Panel panes: the browser lays out
+        # and repaints one root per move (benchmarks/RESULTS.md: ratio to the bare page
+        # 2.6-2.7 against 2.8-3.1 with panes, same runs)
+        hist, mu, xi = p.histogram
+        plots = column(row(*p.maps.values()),
+                       row(column(row(mu, hist), xi), column(p.mass_profile, p.ratio),
+                           column(p.ml_profile, p.enclosed)))
+        return pn.Row(side, pn.Column(pn.Row(self.status, pn.pane.Bokeh(p.numbers)),
+                                      pn.pane.Bokeh(plots)))
 
 
 def _num(value) -> str:
