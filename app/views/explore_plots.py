@@ -9,8 +9,8 @@ counts (histogram); the profile axes move only in whole decades, so most moves r
 from __future__ import annotations
 
 import numpy as np
-from bokeh.models import (ColorBar, ColumnDataSource, FixedTicker, Legend, LinearColorMapper,
-                          Range1d, Span)
+from bokeh.models import (ColorBar, ColumnDataSource, CustomJSTickFormatter, FixedTicker, Legend,
+                          LinearColorMapper, Range1d, Span)
 from bokeh.models import Text
 from bokeh.plotting import figure
 
@@ -159,6 +159,7 @@ class ExplorePlots:
                           tooltips=[("r", "@r_out{0.0}″"), ("true", "@enc_true{0,0}"),
                                     ("π-DOC", "@enc_pred{0,0}")])
         enclosed.yaxis.formatter.use_scientific = False
+        enclosed.yaxis.ticker.desired_num_ticks = 4  # its 125 px held 8 crowded labels
         enclosed.line("r_out", "enc_true", source=self.prof_src, color=_COLOURS["true"], line_width=2)
         enclosed.line("r_out", "enc_pred", source=self.prof_src, color=_COLOURS["pred"], line_width=2)
         enclosed.line("r_out", "enc_base", source=self.prof_src, color=_COLOURS["base"],
@@ -172,6 +173,8 @@ class ExplorePlots:
                      x_range=Range1d(0, 30), y_range=Range1d(1e-3, 1e2), y_axis_label=label,
                      toolbar_location=None)
         fig.yaxis.ticker = FixedTicker(ticks=_log_ticks(1e-3, 1e2))
+        # 0.002, 0.5, 100 (the log formatter writes 2.000e-3 for ticks between decades)
+        fig.yaxis.formatter = CustomJSTickFormatter(code="return String(Number(tick.toPrecision(3)))")
         fig.xaxis.visible = False
         # π-DOC's 68 % per-pixel band (ring means of the bounds); NaN, so invisible, without
         fig.varea("r", f"{key}_lo", f"{key}_hi", source=self.prof_src, color=_COLOURS["pred"],
