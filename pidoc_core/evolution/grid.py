@@ -1,4 +1,4 @@
-"""A grid of embedded runs spanning the globular clusters of the paper's Table 3 (issue 18).
+"""A grid of embedded runs spanning the globular clusters of the paper's Table 3.
 
 The paper's networks were trained on three N = 50,000 runs; only 5 of the 17 clusters it
 applied them to (Chardin & Bianchini 2021, Table 3, Fig. 10) have a field luminosity inside the
