@@ -326,6 +326,8 @@ def test_xla_batches_equal_predict_on_batch(small_pidoc):
     """Full batches go through the XLA-compiled call, the remainder through predict_on_batch;
     both paths give the same numbers as the plain networks."""
     flux = standardised_maps(40, seed=4)[:, 64:96, 64:96, 0] - 5.0
+    assert small_pidoc.xla is False  # opt-in: it slows the compact U-Nets on a CPU
+    small_pidoc.xla = True
     fast = small_pidoc.predict(flux, batch_size=16)  # 2 compiled batches + 8 maps
     assert len(small_pidoc._compiled) == 2 and small_pidoc.xla
     small_pidoc.xla = False

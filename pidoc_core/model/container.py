@@ -55,8 +55,10 @@ class PiDOC(Predictor, SavedModelIO, V01Import):
     ----------
     xla : bool
         Whether :meth:`predict` sends full batches of at least :attr:`XLA_MIN_BATCH` maps through
-        an XLA-compiled call (default True; compiled once per network and batch size, ~1-2 s;
-        about twice as fast per map on a CPU, equal to ``predict_on_batch`` to ~1e-6).
+        an XLA-compiled call (compiled once per network and batch size, ~1-2 s; equal to
+        ``predict_on_batch`` to ~1e-6). Default False: on a CPU it made the paper's
+        encoder-decoder ~1.4x faster, but the compact U-Nets with bilinear up-sampling 2x slower
+        (``benchmarks/bench_inference.py`` measures both).
 
     Examples
     --------
@@ -121,7 +123,7 @@ class PiDOC(Predictor, SavedModelIO, V01Import):
             )
         self.map_shape = tuple(int(s) for s in shape[:2])
         self._lock = threading.Lock()
-        self.xla = True
+        self.xla = False
         self._compiled = {}
 
     def _check_standardisation(self, standardisation):
