@@ -25,6 +25,7 @@ from .evaluation import (
     residual_statistics,
 )
 from .imager import ObservationSetup, observe
+from .observations.range import training_grid_flags  # the one training-range check
 from .paper import TRAINING_GRID
 from .snapshot import Snapshot
 
@@ -44,51 +45,6 @@ MASS_NETWORKS = {
     "distance-aware/predicted": "distance-aware network, given π-DOC's predicted distance",
     "flux-only": "flux-only network (the paper's)",
 }
-
-
-def training_grid_flags(setup: ObservationSetup, time_gyr: float, *, grid=None) -> list[str]:
-    """Settings of one observation that lie outside the networks' training conditions.
-
-    Parameters
-    ----------
-    setup : ObservationSetup
-        Distance (kpc), seeing (arcsec), shift (arcsec) and rotation (deg).
-    time_gyr : float
-        Snapshot time, Gyr.
-    grid : dict, optional
-        Training conditions in the form of :data:`TRAINING_GRID` (a model's manifest may carry
-        its own); default the paper's.
-
-    Returns
-    -------
-    list of str
-        One sentence per setting outside the training range; empty when all are inside.
-        Distances and seeings between the trained values are interpolation, not flagged.
-
-    Examples
-    --------
-    >>> training_grid_flags(ObservationSetup(distance_kpc=150, psf_fwhm_arcsec=1.0), 12.0)
-    ['distance 150 kpc is outside the trained 10-100 kpc']
-    """
-    grid = {**TRAINING_GRID, **(grid or {})}
-    flags = []
-    d_lo, d_hi = min(grid["distance_kpc"]), max(grid["distance_kpc"])
-    if not d_lo <= setup.distance_kpc <= d_hi:
-        flags.append(f"distance {setup.distance_kpc:g} kpc is outside the trained {d_lo:g}-{d_hi:g} kpc")
-    p_lo, p_hi = min(grid["psf_fwhm_arcsec"]), max(grid["psf_fwhm_arcsec"])
-    if not p_lo <= setup.psf_fwhm_arcsec <= p_hi:
-        flags.append(f'PSF FWHM {setup.psf_fwhm_arcsec:g}" is outside the trained {p_lo:g}-{p_hi:g}"')
-    smax = grid["shift_max_arcsec"]
-    if max(abs(s) for s in setup.shift_arcsec) > smax:
-        flags.append(f'centre shift ({setup.shift_arcsec[0]:g}", {setup.shift_arcsec[1]:g}") exceeds '
-                     f'the trained +-{smax:g}"')
-    if not any(math.isclose(setup.rotation_deg % 360.0, r) for r in grid["rotations_deg"]):
-        flags.append(f"rotation {setup.rotation_deg:g} deg is not one of the trained "
-                     f"{', '.join(f'{r:g}' for r in grid['rotations_deg'])} deg")
-    t_lo, t_hi = grid["time_gyr"]
-    if not t_lo <= time_gyr <= t_hi:
-        flags.append(f"age {time_gyr:g} Gyr is outside the trained {t_lo:g}-{t_hi:g} Gyr")
-    return flags
 
 
 @dataclass(frozen=True)
