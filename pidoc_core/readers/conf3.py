@@ -20,8 +20,8 @@ File layouts implemented (read from the public sources, in the ``code`` search c
      &           ((XS(K,J),K=1,3),J=1,NTOT), ((VS(K,J),K=1,3),J=1,NTOT),
      &           (PHI(J),J=1,NTOT), (NAME(J),J=1,NTOT)
 
-* the layout of the project's issue, ``AS, BODYS, XS, VS, PHI, NAME`` (not seen in the sources
-  above; kept because it was asked for).
+* a reduced layout ``AS, BODYS, XS, VS, PHI, NAME`` (not seen in the sources above; read
+  because it has been reported for some builds).
 
 The layout is recognised from the length of the data record: ``fs*(NK + k*NTOT) + is*NTOT`` bytes
 with ``k`` = 7, 10 or 8 floats per star, float size ``fs`` = 4 (``REAL*4``, as in the sources) or 8,

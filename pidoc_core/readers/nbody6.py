@@ -3,40 +3,9 @@
 File layouts implemented (read from the public sources, in the ``code`` search corpus)
 ---------------------------------------------------------------------------------------
 
-``OUT3`` / ``conf.3_<time>`` (read by :mod:`pidoc_core.readers.conf3`) -- Fortran unformatted
-sequential, written by ``SUBROUTINE OUTPUT``:
-
-* NBODY6 (Aarseth), ``nbodyx/Nbody6: Ncode/output.f``::
-
-      WRITE (3)  NTOT, MODEL, NRUN, NK
-      WRITE (3)  (AS(K),K=1,NK), (BODYS(J),J=1,NTOT),
-     &           ((XS(K,J),K=1,3),J=1,NTOT), ((VS(K,J),K=1,3),J=1,NTOT),
-     &           (NAME(J),J=1,NTOT)
-
-  one pair of records per output time, all appended to the single file ``OUT3``.
-* NBODY6++GPU, ``nbodyx/Nbody6ppGPU: src/Main/output.F`` (one file ``conf.3_<TTOT>`` per time)::
-
-      WRITE (3)  NTOT, MODEL, NRUN, NK
-      WRITE (3)  (AS(K),K=1,NK), (BODYS(J),J=1,NTOT), (RHOS(J),J=1,NTOT), (XNS(J),J=1,NTOT),
-     &           ((XS(K,J),K=1,3),J=1,NTOT), ((VS(K,J),K=1,3),J=1,NTOT),
-     &           (PHI(J),J=1,NTOT), (NAME(J),J=1,NTOT)
-
-* the layout of the project's issue, ``AS, BODYS, XS, VS, PHI, NAME`` (not seen in the sources
-  above; kept because it was asked for).
-
-The layout is recognised from the length of the data record: ``fs*(NK + k*NTOT) + is*NTOT`` bytes
-with ``k`` = 7, 10 or 8 floats per star, float size ``fs`` = 4 (``REAL*4``, as in the sources) or 8,
-and integer size ``is`` = 4 or 8 (from the 16- or 32-byte header record). Record markers of 4 or 8
-bytes in either byte order are tried in turn.
-
-``AS`` holds (both sources, 1-based): ``AS(1)`` = TTOT (N-body time), ``AS(2)`` = NPAIRS,
-``AS(3)`` = RBAR (pc), ``AS(4)`` = ZMBAR (Msun), ``AS(5)`` = RTIDE, ``AS(7:9)`` = RDENS (density
-centre, N-body units), ``AS(11)`` = TSTAR (NBODY6; TSCALE in NBODY6++: Myr per time unit),
-``AS(12)`` = VSTAR (km/s per velocity unit). Physical values: mass = BODYS*ZMBAR Msun,
-position = XS*RBAR pc, velocity = VS*VSTAR km/s, time = TTOT*TSTAR Myr (reported in Gyr).
-The first ``2*NPAIRS`` entries are the resolved KS-binary components, entries ``N+1..NTOT``
-(``N = NTOT - NPAIRS``) are the binaries' centres of mass: those are dropped (their mass is
-already in the components). Massless entries (ghosts left by mergers, BODYS = 0) are dropped too.
+``OUT3`` / ``conf.3_<time>`` -- the Fortran unformatted snapshots of ``SUBROUTINE OUTPUT`` (NBODY6
+and NBODY6++GPU layouts, ``AS`` scalings, binaries and massless entries) are read and documented by
+:mod:`pidoc_core.readers.conf3`.
 
 ``sev.83`` / ``bev.82`` -- the HR files written by ``SUBROUTINE HRPLOT`` at the same output times;
 every released layout (NBODY6 ``fort.83``, old NBODY6++, NBODY6++GPU 9/11/14-column ``sev.83`` and

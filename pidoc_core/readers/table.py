@@ -10,9 +10,6 @@ K), unless ``units`` says otherwise. A column name with a bracketed unit, ``"x [
 
 The snapshot time comes from ``time=``, else the table metadata ``time`` (any case) with
 ``time_unit`` (default Gyr), else 0.
-
-(At ~650 lines this module is a little over the package's ~600: the column matching, unit
-handling and HDF5-group reading are one job shared by every table format, kept together.)
 """
 
 from __future__ import annotations
@@ -33,6 +30,7 @@ from pidoc_core._atomic import atomic_path
 from pidoc_core.snapshot import COLUMNS, OPTIONAL_COLUMNS, Snapshot, SnapshotError
 
 from ._common import ReaderError, as_path, check_readable, parse_unit, to_gyr
+from ._hdf5_group import read_hdf5_group as _read_hdf5_group
 
 __all__ = [
     "TABLE_FORMATS",
@@ -98,45 +96,6 @@ def _norm(name: str) -> str:
 # --------------------------------------------------------------------------------------------
 # loading
 # --------------------------------------------------------------------------------------------
-
-
-def _read_hdf5_group(path: Path, dataset: str | None) -> Table:
-    """A Table from the equal-length 1-D numeric datasets of an HDF5 group."""
-    import h5py
-
-    with h5py.File(path, "r") as f:
-        group = f if dataset is None else f[dataset]
-        if isinstance(group, h5py.Dataset):
-            return Table(np.asarray(group[()]))
-        items = [(key, item) for key, item in group.items()
-                 if isinstance(item, h5py.Dataset) and item.ndim in (1, 2)
-                 and item.dtype.kind in "fiub"]
-        # the table length is the one most datasets share, not the first dataset's (an
-        # NBODY6++GPU step starts with '000 Scalars', 100 values)
-        lengths = [item.shape[0] for _, item in items]
-        length = max(set(lengths), key=lambda n: (lengths.count(n), n)) if lengths else None
-        cols = {}
-        for key, item in items:
-            if item.shape[0] != length:
-                continue
-            values = np.asarray(item[()])
-            unit = item.attrs.get("unit", item.attrs.get("units"))
-            if isinstance(unit, bytes):
-                unit = unit.decode("ascii", "replace")
-            cols[key] = Column(values, name=key, unit=unit if unit else None)
-        if not cols:
-            raise ReaderError(
-                f"{path}: no table and no 1-D numeric datasets found in HDF5 group "
-                f"{dataset or '/'}"
-            )
-        table = Table(list(cols.values()))
-        for key, value in group.attrs.items():
-            if isinstance(value, bytes):
-                value = value.decode("ascii", "replace")
-            if isinstance(value, np.generic):
-                value = value.item()
-            table.meta[key] = value
-    return table
 
 
 def load_table(path, format: str, *, hdu=None, dataset: str | None = None) -> Table:
