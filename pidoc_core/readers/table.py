@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 from astropy import units as u
-from astropy.table import Column, MaskedColumn, Table
+from astropy.table import MaskedColumn, Table
 from astropy.utils.exceptions import AstropyUserWarning
 
 from pidoc_core._atomic import atomic_path
