@@ -17,6 +17,7 @@ import numpy as np
 import xarray as xr
 
 from .conventions import FOV_ARCSEC, LOG_MASS_FLOOR
+from .conventions import PIXEL_MASS_EDGES as _PIXEL_MASS_EDGES
 from .evaluation import (
     constant_ml_mass,
     radial_edges,
@@ -34,8 +35,9 @@ __all__ = ["TRAINING_GRID", "PIXEL_MASS_EDGES", "MASS_NETWORKS", "Exploration", 
            "setting_bounds", "physical_flags", "numbers_table", "enclosed_mass", "to_fits",
            "testset_pixel_statistics", "AGE_OF_UNIVERSE_GYR", "field_size_pc"]
 
-#: Bin edges of log10 pixel mass (Msun) for the live 2D histogram: 0.1 dex from -3 to 2.
-PIXEL_MASS_EDGES = np.round(np.arange(-3.0, 2.0001, 0.1), 10)
+#: Bin edges of log10 pixel mass (Msun) for the live 2D histogram, as an array: the report's
+#: (:data:`pidoc_core.conventions.PIXEL_MASS_EDGES`, 0.1 dex from -3 to 2).
+PIXEL_MASS_EDGES = np.asarray(_PIXEL_MASS_EDGES)
 
 #: Mass networks :func:`explore` can ask for -> what each means. The observing distance is
 #: given to the distance-aware network as a catalogue distance would be; with ``/predicted`` it
@@ -466,7 +468,7 @@ def testset_pixel_statistics(aggregates: xr.Dataset, *, model: str, distances, t
     distances : sequence of float
         True distances to keep, kpc.
     times : (float, float)
-        Age range to keep, Gyr: age bins overlapping it.
+        Age range to keep, Gyr (closed): the age bins ``[lower, upper)`` that meet it.
 
     Returns
     -------
@@ -478,7 +480,9 @@ def testset_pixel_statistics(aggregates: xr.Dataset, *, model: str, distances, t
     """
     agg = aggregates.sel(model=model)
     dmask = np.isin(agg.distance_group.values, np.asarray(distances, dtype=float))
-    tmask = (agg.time_upper.values > times[0]) & (agg.time_lower.values < times[1])
+    # bins [lower, upper) meeting the closed range: a map at exactly times[1] is kept, as
+    # the tab's sample filter keeps it
+    tmask = (agg.time_upper.values > times[0]) & (agg.time_lower.values <= times[1])
     pick = (np.ix_(dmask, tmask))
 
     def total(name):

@@ -66,11 +66,16 @@ def parametrise(nb, **params):
     return nb
 
 
-def execute(path, *, timeout=CELL_TIMEOUT, **params):
-    """Run a notebook with ``params`` injected; returns (notebook, seconds per code cell)."""
+def execute(path, *, timeout=CELL_TIMEOUT, append=None, **params):
+    """Run a notebook with ``params`` injected (and the code ``append`` as a last cell, to read
+    its state); returns (notebook, seconds per code cell)."""
     from jupyter_client.manager import KernelManager
 
     nb = parametrise(nbformat.read(path, as_version=4), **params)
+    if append is not None:
+        cell = nbformat.v4.new_code_cell(append)
+        cell["id"] = "appended-by-test"
+        nb.cells.append(cell)
     env = dict(os.environ)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     env.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
