@@ -1,6 +1,5 @@
 """The dashboard without a browser: every control changes the outputs it should."""
 
-import io
 
 import numpy as np
 import pytest

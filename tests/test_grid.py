@@ -13,7 +13,7 @@ from pidoc_core.evolution import grid as G
 from pidoc_core.imager import ObservationSetup, observe
 from pidoc_core import plots_grid as PG
 
-from .conftest import plummer_snapshot, point_snapshot
+from .conftest import plummer_snapshot
 
 FACTORS = ("n_stars", "rh0_pc", "galactocentric_kpc", "feh")
 

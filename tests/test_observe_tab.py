@@ -17,7 +17,7 @@ from pidoc_core import observations as O
 from pidoc_core.imager import ObservationSetup, render
 
 from .conftest import plummer_snapshot
-from .test_observations import CENTRE, STANDARDISATION, ZP, counts_per_flux, rotated_header
+from .test_observations import STANDARDISATION, ZP, counts_per_flux, rotated_header
 
 DISTANCE = 17.4  # kpc, NGC 5053 (Harris 2010)
 

@@ -181,38 +181,49 @@ def solve_node(comp_mass, comp_number, *, delta, rt_over_rh, w0, g_range=G_RANGE
         w = max(w - 0.5, _W0_RANGE[0])
         br = bracket(w)
     if br is not None:
-        a, fa, b, fb = br
-        side = 0
-        for _ in range(8):  # Illinois regula falsi
-            g = b - fb * (b - a) / (fb - fa)
-            m = attempt(w, g)
-            if m is None:
-                g = 0.5 * (a + b)
-                m = attempt(w, g)
-                if m is None:
-                    break
-            cands.append((w, g, m))
-            fg = mismatch(m)
-            if abs(fg) < tol:
-                break
-            if fg * fb > 0:
-                b, fb = g, fg
-                if side == -1:
-                    fa *= 0.5
-                side = -1
-            else:
-                a, fa = g, fg
-                if side == 1:
-                    fb *= 0.5
-                side = 1
+        _illinois(br, lambda g: attempt(w, g), mismatch, lambda g, m: cands.append((w, g, m)),
+                  tol)
     if not cands:
         raise RuntimeError(f"limepy did not converge for W0={w0:.2f}, delta={delta:.3f}, "
                            f"components {mj}")
     w0, g, model = min(cands, key=lambda c: abs(mismatch(c[2])))
-    # scale to rh = 1 (model was solved with rh=1 already)
+    return _node_model(model, comp_mass.size, present, g=g, delta=delta, w0=w0)
+
+
+def _illinois(bracket, attempt, mismatch, record, tol, *, iterations=8):
+    """Illinois regula falsi on ``mismatch(attempt(g))`` inside ``bracket = (a, fa, b, fb)``;
+    every model solved is passed to ``record(g, model)``."""
+    a, fa, b, fb = bracket
+    side = 0
+    for _ in range(iterations):
+        g = b - fb * (b - a) / (fb - fa)
+        m = attempt(g)
+        if m is None:
+            g = 0.5 * (a + b)
+            m = attempt(g)
+            if m is None:
+                return
+        record(g, m)
+        fg = mismatch(m)
+        if abs(fg) < tol:
+            return
+        if fg * fb > 0:
+            b, fb = g, fg
+            if side == -1:
+                fa *= 0.5
+            side = -1
+        else:
+            a, fa = g, fg
+            if side == 1:
+                fb *= 0.5
+            side = 1
+
+
+def _node_model(model, ncomp: int, present, *, g, delta, w0) -> NodeModel:
+    """A :class:`NodeModel` from a solved limepy model (solved with rh = 1): per-component
+    cumulative mass profiles on the model's radii, zero for absent components."""
     r = np.asarray(model.r, float)
     phi = np.asarray(model.phi, float)
-    ncomp = comp_mass.size
     cdf = np.zeros((ncomp, r.size))
     s2j = np.ones(ncomp)
     k = 0

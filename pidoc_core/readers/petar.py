@@ -161,6 +161,67 @@ def read_petar_header(path) -> PeTarHeader:
     return header
 
 
+def _particle_rows(path, header, ncols_needed: int, interrupt_mode, use_mpfrc) -> np.ndarray:
+    """The particle rows of a PeTar snapshot as a float array, checked against the header's N
+    and the columns the interrupt mode needs."""
+    body = read_text(path, expected="a PeTar ASCII snapshot").split("\n", 1)
+    try:
+        data = np.loadtxt(io.StringIO(body[1] if len(body) > 1 else ""), dtype=np.float64,
+                          ndmin=2, comments=None)
+    except ValueError as exc:
+        raise ReaderError(f"{path}: malformed particle rows (rows counted after the header "
+                          f"line): {exc}") from None
+    nrows = data.shape[0] if data.size else 0
+    if nrows != header.n:
+        raise ReaderError(
+            f"{path}: header says N = {header.n} particles but {nrows} rows follow "
+            f"({'truncated file' if nrows < header.n else 'extra rows'})"
+        )
+    if nrows and data.shape[1] < ncols_needed:
+        raise ReaderError(
+            f"{path}: particle rows have {data.shape[1]} columns; interrupt mode "
+            f"{interrupt_mode!r}{' with use_mpfrc' if use_mpfrc else ''} needs at least "
+            f"{ncols_needed} (s_lum is column {ncols_needed})"
+        )
+    return data if nrows else np.zeros((0, ncols_needed))
+
+
+def _checked_types_and_masses(path, col, off: int, interrupt_mode, use_mpfrc):
+    """SSE types and masses of the particles, checked; the massive ones to keep."""
+    kstar = col("s_type")
+    bad = ~np.isfinite(kstar) | (kstar != np.round(kstar)) | (kstar < 0) | (kstar > 15)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise ReaderError(
+            f"{path}: particle row {row + 1} (file line {row + 2}), column "
+            f"{PETAR_COLUMNS['s_type'] + off + 1} (s_type) is {kstar[row]!r}; expected an SSE "
+            "type 0-15: is the file from a BSE-based interrupt mode, and is use_mpfrc right?"
+        )
+    mass = col("mass")
+    bad = ~np.isfinite(mass) | (mass < 0)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise ReaderError(
+            f"{path}: particle row {row + 1} (file line {row + 2}), column 1 (mass) is "
+            f"{mass[row]!r}; expected a mass >= 0 Msun"
+        )
+    keep = mass > 0
+    # PeTar sets the particle mass from the star's current mass (s_mass) at each evolution
+    # step: if most disagree, the columns are not where this layout puts them
+    if keep.any():
+        s_mass = col("s_mass")[keep]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mismatch = np.median(np.abs(s_mass / mass[keep] - 1.0))
+        if not mismatch <= 1e-3:
+            raise ReaderError(
+                f"{path}: column {PETAR_COLUMNS['s_mass'] + off + 1} (s_mass) does not match "
+                f"column 1 (mass) (median relative difference {mismatch:.3g}); the columns do "
+                f"not follow the PeTar layout for interrupt mode {interrupt_mode!r}"
+                f"{' with' if use_mpfrc else ' without'} use_mpfrc"
+            )
+    return kstar, mass, keep
+
+
 def read_petar(path, *, interrupt_mode: str = "bse", use_mpfrc: bool = False, time=None,
                name=None) -> Snapshot:
     """Read a PeTar ASCII snapshot written with BSE-based stellar evolution.
@@ -207,27 +268,7 @@ def read_petar(path, *, interrupt_mode: str = "bse", use_mpfrc: bool = False, ti
     header = read_petar_header(path)
     off = 3 if use_mpfrc else 0
     ncols_needed = PETAR_COLUMNS["s_lum"] + 1 + off
-    body = read_text(path, expected="a PeTar ASCII snapshot").split("\n", 1)
-    try:
-        data = np.loadtxt(io.StringIO(body[1] if len(body) > 1 else ""), dtype=np.float64,
-                          ndmin=2, comments=None)
-    except ValueError as exc:
-        raise ReaderError(f"{path}: malformed particle rows (rows counted after the header "
-                          f"line): {exc}") from None
-    nrows = data.shape[0] if data.size else 0
-    if nrows != header.n:
-        raise ReaderError(
-            f"{path}: header says N = {header.n} particles but {nrows} rows follow "
-            f"({'truncated file' if nrows < header.n else 'extra rows'})"
-        )
-    if nrows and data.shape[1] < ncols_needed:
-        raise ReaderError(
-            f"{path}: particle rows have {data.shape[1]} columns; interrupt mode "
-            f"{interrupt_mode!r}{' with use_mpfrc' if use_mpfrc else ''} needs at least "
-            f"{ncols_needed} (s_lum is column {ncols_needed})"
-        )
-    if not nrows:
-        data = np.zeros((0, ncols_needed))
+    data = _particle_rows(path, header, ncols_needed, interrupt_mode, use_mpfrc)
 
     def col(key: str) -> np.ndarray:
         i = PETAR_COLUMNS[key]
@@ -235,37 +276,7 @@ def read_petar(path, *, interrupt_mode: str = "bse", use_mpfrc: bool = False, ti
             i += off
         return data[:, i]
 
-    kstar = col("s_type")
-    bad = ~np.isfinite(kstar) | (kstar != np.round(kstar)) | (kstar < 0) | (kstar > 15)
-    if bad.any():
-        row = int(np.flatnonzero(bad)[0])
-        raise ReaderError(
-            f"{path}: particle row {row + 1} (file line {row + 2}), column "
-            f"{PETAR_COLUMNS['s_type'] + off + 1} (s_type) is {kstar[row]!r}; expected an SSE "
-            "type 0-15: is the file from a BSE-based interrupt mode, and is use_mpfrc right?"
-        )
-    mass = col("mass")
-    bad = ~np.isfinite(mass) | (mass < 0)
-    if bad.any():
-        row = int(np.flatnonzero(bad)[0])
-        raise ReaderError(
-            f"{path}: particle row {row + 1} (file line {row + 2}), column 1 (mass) is "
-            f"{mass[row]!r}; expected a mass >= 0 Msun"
-        )
-    keep = mass > 0
-    # PeTar sets the particle mass from the star's current mass (s_mass) at each evolution
-    # step: if most disagree, the columns are not where this layout puts them
-    if keep.any():
-        s_mass = col("s_mass")[keep]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mismatch = np.median(np.abs(s_mass / mass[keep] - 1.0))
-        if not mismatch <= 1e-3:
-            raise ReaderError(
-                f"{path}: column {PETAR_COLUMNS['s_mass'] + off + 1} (s_mass) does not match "
-                f"column 1 (mass) (median relative difference {mismatch:.3g}); the columns do "
-                f"not follow the PeTar layout for interrupt mode {interrupt_mode!r}"
-                f"{' with' if use_mpfrc else ' without'} use_mpfrc"
-            )
+    kstar, mass, keep = _checked_types_and_masses(path, col, off, interrupt_mode, use_mpfrc)
     meta = {
         "source": str(path),
         "source_format": "petar",
