@@ -34,6 +34,8 @@ import holoviews.plotting.bokeh  # noqa: F401  (registers the backend; no hv.ext
 import numpy as np
 import xarray as xr
 
+from .conventions import PIXEL_ARCSEC as _PIXEL_ARCSEC
+
 __all__ = [
     "PALETTE",
     "mosaic",
@@ -43,13 +45,13 @@ __all__ = [
     "distance_pdf_plot",
     "table",
     "html_report",
+    "notebook_extension",
 ]
 
 #: Colours of successive maps / distances (Bokeh Category10).
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
            "#7f7f7f", "#bcbd22", "#17becf")
 _B = "bokeh"
-_PIXEL_ARCSEC = 0.25
 
 
 def _opts(obj, **kw):
@@ -510,3 +512,26 @@ def html_report(sections, path, *, title: str = "pi-DOC evaluation report") -> P
             pass
         raise
     return path
+
+
+def notebook_extension() -> None:
+    """Set up HoloViews and Panel in a notebook that must work offline.
+
+    Bokeh's and Panel's JavaScript and stylesheets go inside the notebook (``inline=True``), and
+    every HoloViews object is displayed through Panel: HoloViews' own notebook display embeds
+    the links of Panel's stylesheets on cdn.holoviz.org, which Panel's display replaces with
+    the stylesheets themselves. Outside IPython only the extensions are loaded.
+    """
+    import panel as pn
+
+    hv.extension(_B, inline=True)
+    pn.extension(inline=True)
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython comes with Panel
+        return
+    shell = get_ipython()
+    if shell is None:
+        return
+    formatter = shell.display_formatter.mimebundle_formatter
+    formatter.for_type(hv.core.Dimensioned, lambda obj: pn.panel(obj)._repr_mimebundle_())

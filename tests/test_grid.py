@@ -213,3 +213,20 @@ def test_homologous_estimate_scales_mass_and_radius_and_the_figure_draws():
     assert clusters[0]["r_h_pc"] == pytest.approx(2.61 * 17.4 * PG.PC_PER_ARCMIN_PER_KPC)
     fig = PG.figure_grid_vs_table3(ref, clusters, estimates=est)
     assert len(fig.axes) == 2 and fig.axes[0].get_yscale() == "log"
+
+
+def test_wide_preset_holds_out_the_grids_runs_whole(tmp_path):
+    import pidoc_core.dataset as D
+
+    sources = G.wide_sources(cache_dir=tmp_path, progress=False)
+    plans = D.preset_splits("wide", sources, seed=7, n_train=180, n_val=40, n_test=40)
+    assert {k: len(v) for k, v in plans.items()} == {"train": 180, "val": 40, "test": 40}
+    runs = {k: set(v.run.tolist()) for k, v in plans.items()}
+    assert runs["val"] <= set(G.WIDE_VAL_RUNS) and runs["test"] <= set(G.WIDE_TEST_RUNS)
+    assert runs["train"].isdisjoint(G.WIDE_VAL_RUNS + G.WIDE_TEST_RUNS)
+    assert len(runs["train"]) == 18 - len(G.WIDE_VAL_RUNS) - len(G.WIDE_TEST_RUNS)
+    for plan in plans.values():
+        assert set(plan.distance.tolist()) <= set(G.WIDE_DISTANCES_KPC)
+        assert plan.grid["held_out"] == {"val": list(G.WIDE_VAL_RUNS),
+                                         "test": list(G.WIDE_TEST_RUNS)}
+    assert D.DATASET_PRESETS["wide"]["n_train"] == 40_000

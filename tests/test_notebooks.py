@@ -35,6 +35,11 @@ KERNEL_NAME = "python3"
 _LOG_NOISE = re.compile(r"^[IWE]\d{4} |oneDNN|absl::|cuda_|TensorFlow binary is optimized")
 #: Sentences about a state of the repository that has passed.
 _STALE = re.compile(r"goes away once|once `weights/pidoc/` is|If no model is shipped yet")
+#: A stylesheet the outputs would make the browser fetch from another host (a CDN: Panel's
+#: stylesheets were). Scripts are not searched here: the inlined Bokeh JavaScript holds URLs it
+#: never fetches offline; test_notebooks_browser.py counts the requests a live notebook makes.
+_REMOTE_RESOURCE = re.compile(
+    r"(?:https?:)?//(?!127\.0\.0\.1|localhost)[\w.-]+\.[a-z]{2,}/[^\s\"'\\]*?\.css\b")
 
 
 def _kernel_spec_manager():
@@ -152,6 +157,9 @@ def run_notebook():
                  for line in out["text"].splitlines() if _LOG_NOISE.search(line)]
         assert not noise, f"{name}: TensorFlow log lines in the outputs: {noise[:3]}"
         stale = [c.source[:80] for c in stored.cells if _STALE.search(c.source)]
+        remote = sorted({m.group(0) for c in nb.cells for out in c.get("outputs", [])
+                         for m in _REMOTE_RESOURCE.finditer(json.dumps(out))})
+        assert not remote, f"{name}: outputs load resources from other hosts: {remote[:4]}"
         assert not stale, f"{name}: text that is no longer true: {stale}"
         print(f"{name}: {total:.1f} s (cells: {durations})")
         return nb, total

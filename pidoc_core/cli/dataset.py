@@ -7,7 +7,7 @@ from pathlib import Path
 
 #: Presets of ``pidoc dataset build`` (their one home is :data:`pidoc_core.dataset.DATASET_PRESETS`;
 #: named here without importing the dataset module, so ``pidoc --help`` stays fast).
-DATASET_PRESET_NAMES = ("paper", "small", "fresh")
+DATASET_PRESET_NAMES = ("paper", "small", "fresh", "wide")
 
 
 def _cmd_dataset_build(args) -> int:
@@ -22,9 +22,14 @@ def _cmd_dataset_build(args) -> int:
                               chunk_size=args.chunk_size, scheduler=args.scheduler,
                               workers=args.workers, progress=True)
         return 0
-    # thousands of snapshot times: each is made once for all of its maps, not kept on disk
-    runs = paper_runs(n_stars=args.n_stars, seed=args.runs_seed, progress=True,
-                      cache_snapshots=False)
+    if args.preset == "wide":  # the grid spanning Table 3 (its own runs and held-out runs)
+        from ..evolution.grid import wide_sources
+
+        runs = wide_sources(progress=True)
+    else:
+        # thousands of snapshot times: each is made once for all of its maps, not kept on disk
+        runs = paper_runs(n_stars=args.n_stars, seed=args.runs_seed, progress=True,
+                          cache_snapshots=False)
     plans = dataset.preset_splits(args.preset, runs, seed=args.seed, n_train=args.train,
                                   n_val=args.val, n_test=args.test)
     if args.splits:
@@ -78,7 +83,9 @@ def add_dataset_commands(sub) -> None:
                    help="paper: 20,000/2,000/8,172 samples from 1,401 times per training run "
                         "and 2,043 for the test run, no repeats; small: 512/64/128 on 14 times; "
                         "fresh: 1,200 maps of a cluster no network saw (rh0 = 2.4 pc, 20/40/90 "
-                        "kpc, PSF 0.8/1.2\") as fresh.zarr")
+                        "kpc, PSF 0.8/1.2\") as fresh.zarr; wide: 40,000/4,000/8,000 from the "
+                        "18-run grid spanning the paper's Table 3 clusters, validation and test "
+                        "runs held out whole (hours on 2 cores: README, 'Cost at large N')")
     b.add_argument("--out", required=True, help="output directory (train.zarr, val.zarr, "
                                                 "test.zarr)")
     b.add_argument("--train", type=int, default=None, help="training samples (overrides preset)")

@@ -204,11 +204,14 @@ def _time_held_out_pools(run, times, per_run_train, per_run_val, *, seed, stream
 #: :data:`~pidoc_core.evolution.DENSE_SNAPSHOTS` times per training run and 2,043 for the test
 #: run (the paper's 8,172 test maps are its 2,043 MW15 snapshots at 4 distances), stored grouped
 #: by snapshot so that each is made once. ``small``: a quick set every 1 Gyr from 1 to 14 Gyr.
+#: ``wide``: the grid of embedded runs spanning the paper's Table 3 clusters
+#: (:func:`pidoc_core.evolution.grid.wide_splits`: validation and test runs held out whole).
 DATASET_PRESETS = {
     "paper": dict(n_train=20_000, n_val=2_000, n_test=8_172,
                   snapshots={"train": "dense", "test": 2043}, order="snapshot"),
     "small": dict(n_train=512, n_val=64, n_test=128,
                   times=[float(t) for t in range(1, 15)], order="random"),
+    "wide": dict(n_train=40_000, n_val=4_000, n_test=8_000, plan="wide", order="snapshot"),
 }
 
 #: The ``fresh`` preset: a cluster none of the networks saw, for a check beyond the test split:
@@ -258,11 +261,13 @@ def preset_splits(preset: str, sources, *, seed: int, n_train=None, n_val=None, 
 
     Parameters
     ----------
-    preset : {'paper', 'small'}
+    preset : {'paper', 'small', 'wide'}
         Preset name.
     sources : mapping
         Run name -> source; the ``paper`` preset needs sources with ``dense_times(n)`` (the
-        embedded :class:`~pidoc_core.evolution.ClusterEvolution` runs).
+        embedded :class:`~pidoc_core.evolution.ClusterEvolution` runs), the ``wide`` preset the
+        grid's runs (:func:`pidoc_core.evolution.grid.wide_sources`; ``train_runs`` and
+        ``test_run`` do not apply: its held-out runs are the grid's).
     seed : int, keyword-only
         Seed of the plans.
     n_train, n_val, n_test : int, optional
@@ -276,6 +281,12 @@ def preset_splits(preset: str, sources, *, seed: int, n_train=None, n_val=None, 
     if preset not in DATASET_PRESETS:
         raise DatasetError(f"preset must be one of {sorted(DATASET_PRESETS)}, got {preset!r}")
     spec = DATASET_PRESETS[preset]
+    sizes = {k: spec[k] if v is None else v
+             for k, v in (("n_train", n_train), ("n_val", n_val), ("n_test", n_test))}
+    if spec.get("plan") == "wide":
+        from ..evolution.grid import wide_splits
+
+        return wide_splits(sources, **sizes, seed=seed, order=spec["order"])
     times = spec.get("times")
     if "snapshots" in spec:
         times = {}
@@ -288,7 +299,5 @@ def preset_splits(preset: str, sources, *, seed: int, n_train=None, n_val=None, 
                                        f"({type(src).__name__}) has no dense_times(); pass "
                                        "times= to paper_splits instead")
                 times[r] = src.dense_times() if n == "dense" else src.dense_times(n)
-    sizes = {k: spec[k] if v is None else v
-             for k, v in (("n_train", n_train), ("n_val", n_val), ("n_test", n_test))}
     return paper_splits(sources, **sizes, seed=seed, times=times, train_runs=train_runs,
                         test_run=test_run, order=spec["order"])

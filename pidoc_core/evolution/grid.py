@@ -322,7 +322,7 @@ def wide_splits(sources=None, *, n_train=40_000, n_val=4_000, n_test=8_000, seed
                             psf_fwhms_arcsec=psf_fwhms_arcsec, n_samples=sizes[split],
                             seed=seed, split=split, shift_max_arcsec=shift_max_arcsec,
                             rotations_deg=rotations_deg, lines_of_sight=lines_of_sight)
-        grid = dict(plan.grid, protocol="wide grid (issue 18): runs held out whole",
+        grid = dict(plan.grid, protocol="wide grid: runs held out whole",
                     held_out={"val": list(val_runs), "test": list(test_runs)})
         plan = dataclasses.replace(plan, grid=grid)
         plans[split] = _group_by_snapshot(plan) if order == "snapshot" else plan
