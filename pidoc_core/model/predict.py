@@ -141,6 +141,7 @@ class Predictor:
                                                    else None)
         return mass_network
 
+    # predict: ~109 lines, ~50 of them the docstring (each option and its units), ~59 code
     def predict(self, flux, *, distance_kpc=None, mass_network: str = "auto",
                 batch_size: int = 32) -> xr.Dataset:
         """Predict mass map, distance and age from log10 flux maps.

@@ -78,6 +78,7 @@ OPTIONS: dict[str, set[str]] = {
 _READERS = {"nbody6-hdf5": read_snap40, "amuse": read_amuse, "dat10": read_dat10}
 
 
+# read_snapshot: ~88 lines, ~48 of them the docstring (each option and its units), ~40 code
 def read_snapshot(path, format: str | None = None, *, columns=None, units=None, time=None,
                   name=None, **options) -> Snapshot:
     """Read one snapshot of a star cluster from a file.

@@ -107,6 +107,7 @@ def _aggregates(agg_path: Path, test, pred, n, *, progress) -> xr.Dataset:
     return open_aggregates(agg_path)
 
 
+# evaluate: ~104 lines, ~50 of them the docstring (each option and its units), ~54 code
 def evaluate(model, test_ds, *, train_ds, out=None, predictions_store=None, batch_size: int = 64,
              limit: int | None = None, progress: bool = True, seed: int = 0,
              gbt_max_train: int = 4000, ml_how: str = "mean",
