@@ -14,7 +14,7 @@ import numpy as np
 from ..model import open_model
 from ._common import _ROLES, BUILDERS, KINDS, LR_SCHEDULES, TrainingError
 from .checkpoints import latest_checkpoint, read_checkpoint_metadata
-from .data import array_pipeline
+from .data import AUGMENTATIONS, array_pipeline
 from .fit import fit
 
 __all__ = ["add_train_arguments", "run_train"]
@@ -65,6 +65,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
                              "age-distance, build_mass_unet for mass-ml)")
     parser.add_argument("--lr-schedule", default="constant", choices=LR_SCHEDULES,
                         help="constant (the paper) or cosine decay over --epochs with warm-up")
+    parser.add_argument("--augment", default="none", choices=AUGMENTATIONS,
+                        help="dihedral: turn each training batch by one of the 8 symmetries of "
+                             "the square (inputs and map targets alike; seeded, resumable)")
     parser.add_argument("--loss", default=None, choices=("perceptual", "mse"),
                         help="default: the paper's (perceptual for mass, MSE for age-distance)")
     parser.add_argument("--init-from", default=None,
@@ -143,6 +146,7 @@ def _provenance(args, dsmod, train_ds, train_path, val_path) -> dict:
             provenance[role] = json.loads(json.dumps(info, default=str))
     if getattr(args, "init_from", None):
         provenance["initialised_from"] = str(Path(args.init_from).resolve())
+    provenance["augmentation"] = getattr(args, "augment", "none")
     # the constant-M/L baseline (evaluation, dashboard) and the range checks need these
     provenance["training_mass_to_light"] = float(dsmod.training_mass_to_light(train_ds))
     provenance["training_grid"] = _training_grid(train_ds)
@@ -197,7 +201,8 @@ def run_train(args) -> int:
         arrays = dsmod.load_arrays(ds, standardisation=consts, targets=needed)
         data = array_pipeline(arrays[x_name], arrays[y_name], batch_size=args.batch_size,
                               shuffle=shuffle, seed=args.seed, first_epoch=first_epoch,
-                              channel=None if channel is None else arrays[channel])
+                              channel=None if channel is None else arrays[channel],
+                              augment=getattr(args, "augment", "none") if shuffle else "none")
         return data, arrays
 
     train_data, train_arrays = pipeline(train_ds, True)

@@ -12,7 +12,10 @@ import numpy as np
 
 from ._common import _positive_int
 
-__all__ = ["ArrayBatches", "array_pipeline"]
+__all__ = ["ArrayBatches", "array_pipeline", "AUGMENTATIONS"]
+
+#: Augmentations of :func:`array_pipeline`.
+AUGMENTATIONS = ("none", "dihedral")
 
 
 class ArrayBatches(keras.utils.PyDataset):
@@ -79,7 +82,7 @@ class ArrayBatches(keras.utils.PyDataset):
 
 
 def array_pipeline(x, y, *, batch_size: int, shuffle: bool, seed: int = 0,
-                   first_epoch: int = 0, channel=None):
+                   first_epoch: int = 0, channel=None, augment: str = "none"):
     """Batches of in-memory arrays as a ``tf.data.Dataset``, without Python per sample or batch.
 
     Each batch gathers its samples from the arrays by index in one NumPy call (the arrays are
@@ -107,6 +110,12 @@ def array_pipeline(x, y, *, batch_size: int, shuffle: bool, seed: int = 0,
     channel : numpy.ndarray, optional
         ``(n,)`` per-sample value appended to the input as a second, constant channel (the
         standardised log10 distance of the distance-aware mass network).
+    augment : {'none', 'dihedral'}
+        'dihedral' (with ``shuffle`` only): each batch is turned by one of the 8 symmetries of
+        the square (quarter turns, with or without a mirror flip), the same for the inputs and
+        map targets, drawn from a generator seeded with ``(seed, epoch, batch)``, so a resumed
+        run sees the batches an uninterrupted one would. A map's true mass, age and distance do
+        not change under them; the networks then need not learn the orientations themselves.
 
     Returns
     -------
@@ -122,13 +131,22 @@ def array_pipeline(x, y, *, batch_size: int, shuffle: bool, seed: int = 0,
     x, y = np.asarray(x), np.asarray(y)
     c = None if channel is None else np.asarray(channel, np.float32)
     batch_size = _positive_int("batch_size", batch_size)
+    if augment not in AUGMENTATIONS:
+        raise ValueError(f"augment must be one of {list(AUGMENTATIONS)}, got {augment!r}")
     map_dims = len(y.shape) == 3
 
     def take(idx):  # numpy fancy indexing: one call per batch, the arrays are never copied
         out = (x[idx], y[idx])
         return out if c is None else (*out, c[idx])
 
-    def gather(idx):
+    def dihedral(key, xb, yb):
+        t = tf.random.stateless_uniform([], seed=tf.stack([key[0] * 1_000_003 + key[1], key[2]]),
+                                        minval=0, maxval=8, dtype=tf.int32)
+        turn = (lambda a: tf.image.rot90(a, k=t % 4))
+        flip = (lambda a: tf.cond(t >= 4, lambda: tf.image.flip_left_right(a), lambda: a))
+        return flip(turn(xb)), (flip(turn(yb)) if map_dims else yb)
+
+    def gather(idx, key=None):
         dtypes = [tf.as_dtype(x.dtype), tf.as_dtype(y.dtype)] + ([] if c is None else
                                                                  [tf.float32])
         parts = tf.numpy_function(take, [idx], dtypes, stateful=False)
@@ -139,14 +157,19 @@ def array_pipeline(x, y, *, batch_size: int, shuffle: bool, seed: int = 0,
             xb = tf.concat([xb, cb], axis=-1)
         yb = tf.cast(parts[1], tf.float32)
         yb.set_shape([None, *y.shape[1:]])
-        return xb, (yb[..., None] if map_dims else yb)
+        yb = yb[..., None] if map_dims else yb
+        return (xb, yb) if key is None else dihedral(key, xb, yb)
 
     def epoch_batches(epoch):
         idx = tf.range(n, dtype=tf.int64)
         if shuffle:
             idx = tf.random.experimental.stateless_shuffle(
                 idx, seed=tf.stack([tf.constant(seed, tf.int64), epoch]))
-        return tf.data.Dataset.from_tensor_slices(idx).batch(batch_size)
+        batches = tf.data.Dataset.from_tensor_slices(idx).batch(batch_size)
+        if shuffle and augment == "dihedral":
+            batches = batches.enumerate().map(
+                lambda b, i: (i, tf.stack([tf.constant(seed, tf.int64), epoch, b])))
+        return batches
 
     if shuffle:
         batches = tf.data.Dataset.range(int(first_epoch), 2**62).flat_map(epoch_batches)
