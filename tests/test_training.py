@@ -569,3 +569,65 @@ def test_dihedral_augmentation_turns_inputs_and_map_targets_alike_and_resumes():
         np.testing.assert_array_equal(a[1], b[1])
     with pytest.raises(ValueError, match=r"augment must be one of \['none', 'dihedral'\]"):
         array_pipeline(x, y_vec, batch_size=4, shuffle=True, augment="mirror")
+
+
+def test_restandardise_outputs_keeps_the_predictions_in_physical_units():
+    import keras
+
+    from pidoc_core.training.options import restandardise_outputs
+
+    keras.utils.set_random_seed(0)
+    net = keras.Sequential([keras.Input((5,)), keras.layers.Dense(4, activation="relu"),
+                            keras.layers.Dense(2)])
+    x = np.random.default_rng(1).normal(size=(16, 5)).astype(np.float32)
+    joint_mean, joint_std = 29.5, 32.3  # the v0.1 convention: one pair for distance and age
+    before = net.predict(x, verbose=0) * joint_std + joint_mean
+    new_mean, new_std = [49.0, 7.0], [31.0, 4.0]
+    restandardise_outputs(net, old_mean=joint_mean, old_std=joint_std, new_mean=new_mean,
+                          new_std=new_std)
+    after = net.predict(x, verbose=0) * np.asarray(new_std) + np.asarray(new_mean)
+    np.testing.assert_allclose(after, before, rtol=1e-5, atol=1e-4)
+    relu_last = keras.Sequential([keras.Input((5,)), keras.layers.Dense(2, activation="relu")])
+    with pytest.raises(ValueError, match="is not a linear Dense layer with a bias"):
+        restandardise_outputs(relu_last, old_mean=0, old_std=1, new_mean=0, new_std=1)
+
+
+def test_fine_tune_age_distance_with_per_output_targets_and_dihedral_batches(tmp_path):
+    """`pidoc train age-distance --init-from M --targets per-output --augment dihedral`."""
+    import argparse
+
+    from pidoc_core import dataset as D
+    from pidoc_core.model import PiDOC
+
+    data = _tiny_splits(tmp_path)
+    parser = training.add_train_arguments(argparse.ArgumentParser())
+    common = ["age-distance", "--dataset", str(data), "--builder", "build_age_distance_net",
+              "--batch-size", "4", "--verbose", "0", "--steps-per-epoch", "1"]
+    assert training.run_train(parser.parse_args(
+        common + ["--out", str(tmp_path / "joint"), "--epochs", "1", "--filters", "4", "4"])) == 0
+    start_dir = tmp_path / "joint" / training.EXPORT_DIR
+    start = PiDOC.load(start_dir)
+    assert np.ndim(start.standardisation["distance_age_std"]) == 0  # the paper's joint pair
+    assert training.run_train(parser.parse_args(
+        common + ["--out", str(tmp_path / "tuned"), "--epochs", "1", "--init-from",
+                  str(start_dir), "--targets", "per-output", "--augment", "dihedral",
+                  "--learning-rate", "1e-12"])) == 0
+    tuned_dir = tmp_path / "tuned" / training.EXPORT_DIR
+    tuned = PiDOC.load(tuned_dir)
+    consts = D.standardisation(D.open_dataset(data / "train.zarr"), joint_distance_age=False)
+    np.testing.assert_allclose(tuned.standardisation["distance_age_mean"],
+                               consts["distance_age_mean"])
+    np.testing.assert_allclose(tuned.standardisation["distance_age_std"],
+                               consts["distance_age_std"])
+    manifest = json.loads((tuned_dir / "manifest.json").read_text())
+    prov = manifest["training"]["data"]
+    assert (prov["augmentation"], prov["targets_standardisation"]) == ("dihedral", "per-output")
+    # re-expressed, not retrained (lr ~ 0): the same ages and distances in Gyr and kpc, up to
+    # one batch's update of the batch-normalisation statistics
+    flux = D.open_dataset(data / "val.zarr").flux.values[:4]
+    a, b = start.predict(flux, mass_network="none"), tuned.predict(flux, mass_network="none")
+    np.testing.assert_allclose(b.age.values, a.age.values, rtol=0.02, atol=0.05)
+    np.testing.assert_allclose(b.distance.values, a.distance.values, rtol=0.02, atol=0.05)
+    with pytest.raises(training.TrainingError, match="per-output applies to the age-distance"):
+        training.run_train(parser.parse_args(["mass", "--dataset", str(data), "--out",
+                                              str(tmp_path / "m"), "--targets", "per-output"]))

@@ -34,6 +34,8 @@ def _cmd_dataset_build(args) -> int:
                                   n_val=args.val, n_test=args.test)
     if args.splits:
         plans = {k: v for k, v in plans.items() if k in args.splits}
+    if args.every_nth_snapshot > 1 and "train" in plans:
+        plans["train"] = dataset.every_nth_snapshot(plans["train"], args.every_nth_snapshot)
     scheduler = args.scheduler
     for name, plan in plans.items():
         print(f"{name}: {len(plan)} samples of {len(plan.snapshots())} snapshots, "
@@ -98,6 +100,9 @@ def add_dataset_commands(sub) -> None:
                         "address (tcp://host:8786)")
     b.add_argument("--workers", type=int, default=None, help="threads or local processes")
     b.add_argument("--seed", type=int, default=2021, help="seed of the sample plan")
+    b.add_argument("--every-nth-snapshot", type=int, default=1, metavar="N",
+                   help="keep the training maps of every N-th snapshot time only (~1/N of the "
+                        "build's cost; validation and test unchanged)")
     b.add_argument("--chunk-size", type=int, default=32, help="samples per zarr chunk")
     b.add_argument("--n-stars", type=int, default=50_000, help="stars of the embedded runs")
     b.add_argument("--runs-seed", type=int, default=2021, help="seed of the embedded runs")

@@ -99,7 +99,7 @@ from ._common import (PAPER_TEST_DISTANCES_KPC, PAPER_TEST_PSFS_ARCSEC, PAPER_TE
                       DatasetError)
 from .arrays import ARRAY_TARGETS, load_arrays
 from .build import _resolve_scheduler, build_dataset, build_splits, write_dataset  # noqa: F401
-from .plan import SamplePlan, plan_samples
+from .plan import SamplePlan, every_nth_snapshot, plan_samples
 from .splits import DATASET_PRESETS, FRESH_CLUSTER, fresh_cluster, paper_splits, preset_splits
 from .store import completion, dataset_info, open_dataset, select, standardisation
 from .store import training_mass_to_light
@@ -115,6 +115,7 @@ __all__ = [
     "PAPER_TEST_DISTANCES_KPC",
     "PAPER_TEST_PSFS_ARCSEC",
     "plan_samples",
+    "every_nth_snapshot",
     "paper_splits",
     "preset_splits",
     "fresh_cluster",

@@ -16,6 +16,7 @@ from ._common import _ROLES, BUILDERS, KINDS, LR_SCHEDULES, TrainingError
 from .checkpoints import latest_checkpoint, read_checkpoint_metadata
 from .data import AUGMENTATIONS, array_pipeline
 from .fit import fit
+from .options import restandardise_outputs
 
 __all__ = ["add_train_arguments", "run_train"]
 
@@ -65,6 +66,11 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
                              "age-distance, build_mass_unet for mass-ml)")
     parser.add_argument("--lr-schedule", default="constant", choices=LR_SCHEDULES,
                         help="constant (the paper) or cosine decay over --epochs with warm-up")
+    parser.add_argument("--targets", default="joint", choices=("joint", "per-output"),
+                        help="age-distance: one standardisation over distance (kpc) and age (Gyr) "
+                             "together (the paper's v0.1) or one per output, which weighs a "
+                             "Gyr of age like a standard deviation of ages; with --init-from the "
+                             "last layer is re-expressed in the new units")
     parser.add_argument("--augment", default="none", choices=AUGMENTATIONS,
                         help="dihedral: turn each training batch by one of the 8 symmetries of "
                              "the square (inputs and map targets alike; seeded, resumable)")
@@ -147,6 +153,7 @@ def _provenance(args, dsmod, train_ds, train_path, val_path) -> dict:
     if getattr(args, "init_from", None):
         provenance["initialised_from"] = str(Path(args.init_from).resolve())
     provenance["augmentation"] = getattr(args, "augment", "none")
+    provenance["targets_standardisation"] = getattr(args, "targets", "joint")
     # the constant-M/L baseline (evaluation, dashboard) and the range checks need these
     provenance["training_mass_to_light"] = float(dsmod.training_mass_to_light(train_ds))
     provenance["training_grid"] = _training_grid(train_ds)
@@ -177,14 +184,25 @@ def run_train(args) -> int:
     train_path, val_path = _dataset_stores(args.dataset, getattr(args, "validation", None))
     train_ds = dsmod.open_dataset(train_path)
     val_ds = None if val_path is None else dsmod.open_dataset(val_path)
-    consts = dsmod.standardisation(train_ds)
+    per_output = getattr(args, "targets", "joint") == "per-output"
+    if per_output and args.kind != "age-distance":
+        raise TrainingError("--targets per-output applies to the age-distance network only")
+    consts = dsmod.standardisation(train_ds, joint_distance_age=not per_output)
     init_model = None
     if getattr(args, "init_from", None):
         start = _initial_network(args.init_from, args.kind)
         init_model = start.network
-        # the starting weights expect their own standardisation: keep it where it is defined
-        consts = {**consts, **{k: v for k, v in start.standardisation.items()
-                               if v is not None}}
+        # the starting weights expect their own standardisation: keep it where it is defined,
+        # except for per-output targets, whose constants the last layer is re-expressed in
+        kept = {k: v for k, v in start.standardisation.items() if v is not None and not
+                (per_output and k.startswith("distance_age_"))}
+        if per_output:
+            s = start.standardisation
+            restandardise_outputs(init_model, old_mean=s["distance_age_mean"],
+                                  old_std=s["distance_age_std"],
+                                  new_mean=consts["distance_age_mean"],
+                                  new_std=consts["distance_age_std"])
+        consts = {**consts, **kept}
 
     if getattr(args, "flux_standardisation_from", None):
         source = Path(args.flux_standardisation_from)

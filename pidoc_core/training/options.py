@@ -183,3 +183,34 @@ def _curves_summary(history):
         out[k] = {"first": vals[0], "last": vals[-1], "best": vals[i],
                   "best_epoch": int(history[i]["epoch"])}
     return out
+
+
+def restandardise_outputs(network, *, old_mean, old_std, new_mean, new_std) -> None:
+    """Re-express a network's linear last layer in other standardisation units, in place.
+
+    A network that predicts ``o`` with targets ``y = o * old_std + old_mean`` then predicts
+    ``o' = (y - new_mean) / new_std`` for the same inputs: the last Dense layer's kernel is
+    scaled by ``old_std / new_std`` per output and its bias becomes
+    ``(b * old_std + old_mean - new_mean) / new_std``. Used to fine-tune the age/distance
+    network with one standardisation per output (age in Gyr no longer weighs ~1/8 of a kpc).
+
+    Parameters
+    ----------
+    network : keras.Model
+        Ends in a linear :class:`keras.layers.Dense` layer with a bias.
+    old_mean, old_std, new_mean, new_std : float or sequence of float, keyword-only
+        Constants per output (a scalar applies to every output), in the targets' units.
+    """
+    last = network.layers[-1]
+    if not isinstance(last, keras.layers.Dense) or not last.use_bias or \
+            last.activation not in (keras.activations.linear, None):
+        raise ValueError(f"restandardise_outputs: the last layer {last.name!r} is not a linear "
+                         "Dense layer with a bias")
+    kernel, bias = last.get_weights()
+    k = bias.shape[0]
+    om, osd, nm, nsd = (np.broadcast_to(np.asarray(v, np.float64), (k,))
+                        for v in (old_mean, old_std, new_mean, new_std))
+    if not (np.all(osd > 0) and np.all(nsd > 0)):
+        raise ValueError("restandardise_outputs: standard deviations must be > 0")
+    last.set_weights([(kernel * (osd / nsd)).astype(kernel.dtype),
+                      ((bias * osd + om - nm) / nsd).astype(bias.dtype)])
