@@ -16,8 +16,9 @@ import time
 import urllib.request
 from pathlib import Path
 
-__all__ = ["CHROMIUM", "CHROMIUM_ARGS", "SET_AND_TIME_JS", "NUMBERS_JS", "free_port", "serve_dashboard",
-           "stop_process_group", "launch_browser", "set_slider", "move_latency_ms", "REPO"]
+__all__ = ["CHROMIUM", "CHROMIUM_ARGS", "SET_AND_TIME_JS", "NUMBERS_JS", "OPEN_TESTSET_JS",
+           "FILTER_TESTSET_JS", "free_port", "serve_dashboard", "stop_process_group",
+           "launch_browser", "set_slider", "move_latency_ms", "REPO"]
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
@@ -151,3 +152,58 @@ def set_slider(page, title, value, *, timeout_s: float = 30.0):
 def move_latency_ms(page, title, values):
     """Latencies (ms) of a sequence of moves of one slider."""
     return [set_slider(page, title, v) for v in values]
+
+
+#: Page function ``(title) -> ms``: open the dashboard tab titled ``title`` and resolve once the
+#: Test-set tab's header (a Markdown model saying "test maps") is in the page, the document is
+#: idle and the frame after it is painted.
+OPEN_TESTSET_JS = """async (title) => {
+  const doc = Bokeh.documents[0];
+  const tabs = [...doc.all_models].find(m => Array.isArray(m.tabs));
+  const t0 = performance.now();
+  tabs.active = tabs.tabs.findIndex(t => t.title === title);
+  await new Promise((resolve, reject) => {
+    const give_up = setTimeout(() => reject(new Error('no Test-set tab within 60 s')), 60000);
+    const poll = () => {
+      const header = [...doc.all_models].find(m => typeof m.text === 'string'
+                                                  && m.text.includes('test maps'));
+      if (header && doc.is_idle) {
+        clearTimeout(give_up);
+        requestAnimationFrame(() => requestAnimationFrame(resolve));
+      } else setTimeout(poll, 2);
+    };
+    poll();
+  });
+  return performance.now() - t0;
+}"""
+
+#: Page function ``([title, value]) -> {ms, busy, header}``: set the Test-set filter widget
+#: titled ``title`` (MultiChoice values are strings) and resolve once the header has new text,
+#: no layout shows the busy indicator and the frame after it is painted; ``busy`` says whether
+#: the indicator was seen.
+FILTER_TESTSET_JS = """async ([title, value]) => {
+  const doc = Bokeh.documents[0];
+  const models = [...doc.all_models];
+  const widget = models.find(m => m.title === title && 'value' in m);
+  if (!widget) throw new Error('no widget titled ' + title);
+  const text = () => (models.find(m => typeof m.text === 'string' && m.text.includes('test maps'))
+                      || {text: ''}).text;
+  const before = text();
+  const layouts = models.filter(m => Array.isArray(m.css_classes) && Array.isArray(m.children));
+  const busy = () => layouts.some(m => m.css_classes.includes('pn-loading'));
+  const t0 = performance.now();
+  widget.value = value;
+  let seen = busy();
+  await new Promise((resolve, reject) => {
+    const give_up = setTimeout(() => reject(new Error('no update within 60 s')), 60000);
+    const poll = () => {
+      seen = seen || busy();
+      if (text() !== before && !busy() && doc.is_idle) {
+        clearTimeout(give_up);
+        requestAnimationFrame(() => requestAnimationFrame(resolve));
+      } else setTimeout(poll, 2);
+    };
+    poll();
+  });
+  return {ms: performance.now() - t0, busy: seen, header: text()};
+}"""

@@ -204,11 +204,15 @@ def residual_panel(stats: xr.Dataset, *, label: str | None = None, units: str | 
     runit = "dex" if stats.attrs.get("kind", "log") == "log" else units
     # names carry the quantity, so panels of different quantities (Fig. 6's mass and M/L) get
     # their own axes while a panel's histogram and side panels share theirs
-    t_dim = hv.Dimension(f"true {label}", label=f"true {label}", unit=units or None)
-    p_dim = hv.Dimension(f"predicted {label}", label=f"predicted {label}", unit=units or None)
-    r_dim = hv.Dimension(f"residual {label}", label="residual", unit=runit or None)
+    # the histogram's edges (the same on both axes) bound the true and predicted axes of all
+    # three panels, so they line up even when drawn apart
     edges = np.concatenate([stats.true_lower.values, stats.true_upper.values[-1:]])
     lo, hi = float(edges[0]), float(edges[-1])
+    t_dim = hv.Dimension(f"true {label}", label=f"true {label}", unit=units or None,
+                         range=(lo, hi))
+    p_dim = hv.Dimension(f"predicted {label}", label=f"predicted {label}", unit=units or None,
+                         range=(lo, hi))
+    r_dim = hv.Dimension(f"residual {label}", label="residual", unit=runit or None)
     counts = stats["histogram"].values.astype(float)
     counts[counts == 0] = np.nan
     img = hv.Image((stats.true_bin.values, stats.pred_bin.values, counts), kdims=[t_dim, p_dim],

@@ -82,8 +82,8 @@ def test_testset_tab_shows_the_reports_numbers(evaluated):
         np.testing.assert_allclose(pixels[f"{side}_mean"].values, reported[f"{side}_mean"].values,
                                    rtol=1e-9, atol=1e-12, equal_nan=True)
     # the numbers on the page: Table 2 against the report's distance table, row for row
-    shown = view.tables(model, everything)
-    table = shown.objects[2].object
+    view.panel()
+    headline_shown, table = view.panes["headline"].object, view.panes["table2"].object
     report_table = res["auto"].statistics["table2"]
     assert len(table) == len(agg.distance_group)
     summary = res["auto"].summary
@@ -91,7 +91,7 @@ def test_testset_tab_shows_the_reports_numbers(evaluated):
         assert table.loc[d, "MAE (kpc)"] == pytest.approx(
             float(summary.loc[f"distance_mae_{d:g}", "π-DOC"]), abs=0.005)
     assert report_table is not None
-    headline_rows = shown.objects[1].object.set_index("quantity")["this model (filtered)"]
+    headline_rows = headline_shown.set_index("quantity")["this model (filtered)"]
     assert headline_rows["age MAE: eq. (4) mean over bins (Gyr)"] == pytest.approx(
         float(summary.loc["age_mae_mean", "π-DOC"]), abs=0.005)
     assert headline_rows["field mass: eq. (2) mean over bins (%)"] == pytest.approx(

@@ -194,45 +194,70 @@ def test_testset_tab_filters_and_reports_the_papers_statistics():
     from app.views.testset import TestSetView
 
     view = TestSetView(synthetic_aggregates())
-    full = view.figures([15.0, 30.0, 60.0, 80.0], (0, 14), "pi-DOC")
-    assert "200 test maps" in full[0].object
-    near = view.figures([15.0], (0, 14), "pi-DOC")
-    n_near = int(near[0].object.split("**")[1].split()[0])
-    assert 0 < n_near < 200
-    assert "No test map matches" in view.figures([], (0, 14), "pi-DOC").object
+    view.panel()
+    panes = view.panes
+    assert "200 test maps" in panes["header"].object
+    view.distances = [15.0]  # the drawn page follows the filter
+    n_near = int(panes["header"].object.split("**")[1].split()[0])
+    assert 0 < n_near < 200 and n_near == view.samples().size
+    view.distances = []
+    assert panes["alert"].visible and not panes["body"].visible
+    assert panes["alert"].object == "No test map matches this filter."
+    view.distances = [15.0, 30.0]
+    assert not panes["alert"].visible and panes["body"].visible
     # the perfect model has zero total-mass error; the +0.1 dex one 100 (1 - 10^-0.1) = 20.6 %
-    perfect = view.tables("pi-DOC", np.arange(200))[1].object
-    biased = view.tables("constant M/L", np.arange(200))[1].object
+    perfect = view.tables("pi-DOC", np.arange(200))[0]
+    biased = view.tables("constant M/L", np.arange(200))[0]
     assert perfect.iloc[0, 1] == pytest.approx(0.0, abs=1e-9)
     assert biased.iloc[0, 1] == pytest.approx(100 * (1 - 10**-0.1), abs=0.05)
-    # Fig. 5 is pidoc_core.plots.residual_panel: its mu panel's mean residual is 0 for the
-    # perfect model and +0.1 dex (0.5 / 5) for the biased one
+    # Fig. 5's mu panel, as drawn: mean residual 0 for the perfect model, +0.1 dex (0.5 / 5) for
+    # the biased one, over the pixels of the filtered distances
     for model, expected in (("pi-DOC", 0.0), ("constant M/L", 0.1)):
-        mu = list(view.pixel_figure(model, [15.0, 30.0], (0, 14)))[0]
-        values = mu.get(2).dimension_values(1)
-        assert np.nanmax(np.abs(values - expected)) < 1e-9
+        view.model = model
+        drawn = view.figures["pixels"].mu_src.data["mean"]
+        assert len(drawn) == 30 and np.max(np.abs(np.asarray(drawn) - expected)) < 1e-9
+        assert panes["headline"].object.iloc[0, 1] == pytest.approx(
+            view.tables(model, view.samples())[0].iloc[0, 1])
 
 
 def test_testset_figures_are_the_reports():
-    """Fig. 9 in the report's 2-kpc bins; Fig. 6 with its own axes per panel; labels with units."""
-    import holoviews as hv
-
+    """The drawn figures hold the report's statistics: Fig. 9 in its 2-kpc bins, each distance
+    in its own colour whatever the selection; Fig. 6 and Fig. 8 with their own axes and units."""
     from app.views.testset import DISTANCE_BIN_KPC, TestSetView
-    from pidoc_core.evaluation import distance_pdfs
+    from pidoc_core.evaluation import distance_pdfs, residual_statistics
 
     agg = synthetic_aggregates()
     view = TestSetView(agg)
-    samples = view.samples()
-    _, dist = view.age_distance_figure(samples)
-    hist = next(e for e in dist if isinstance(e, hv.Histogram))
-    edges = hist.interface.coords(hist, hist.kdims[0], edges=True)
-    assert DISTANCE_BIN_KPC == 2.0 and np.allclose(np.diff(edges), 2.0)
+    view.panel()
+    pdf = view.figures["distance_pdf"]
     ref = distance_pdfs(agg.distance.values, agg.distance_pred.values, width=2.0)
-    np.testing.assert_allclose(hist.dimension_values(1), ref.pdf.isel(true_distance=0).values)
-    totals = view.totals_figure("pi-DOC", samples)
-    mass, ml = list(totals)[1], list(totals)[3]
-    assert mass.get(0).kdims[0].name != ml.get(0).kdims[0].name  # independent axes
-    assert mass.get(0).kdims[0].unit == "Msun" and "log10" in mass.get(0).kdims[0].label
+    src = pdf.sources[15.0].data
+    assert DISTANCE_BIN_KPC == 2.0 and np.allclose(np.subtract(src["right"], src["left"]), 2.0)
+    np.testing.assert_allclose(src["top"], ref.pdf.isel(true_distance=0).values)
+    colour = pdf.renderers[60.0].glyph.fill_color
+    view.distances = [15.0, 60.0]
+    assert pdf.renderers[60.0].glyph.fill_color == colour and pdf.renderers[60.0].visible
+    assert not pdf.renderers[30.0].visible and not pdf.lines[30.0].visible
+    assert [i.visible for i in pdf.legend.items] == [True, False, True, False]
+    # Fig. 6: the histogram of log10 field mass, its ranges the statistics' edges
+    samples = view.samples()
+    mass, ml = view.total_statistics("pi-DOC", samples)
+    drawn = view.figures["mass"]
+    np.testing.assert_array_equal(np.nan_to_num(drawn.hist_src.data["image"][0]),
+                                  mass.histogram.values)
+    assert drawn.figures["main"].x_range.start == pytest.approx(float(mass.true_lower[0]))
+    assert view.figures["ml"].figures["main"].x_range.end == pytest.approx(
+        float(ml.true_upper[-1]))
+    assert drawn.figures["main"].xaxis.axis_label == "true log10 field mass (Msun)"
+    assert view.figures["ml"].figures["main"].yaxis.axis_label == (
+        "predicted log10 field M/L_V (Msun/Lsun)")
+    # Fig. 8: the age band is +- the MAE per predicted-age bin
+    age = residual_statistics(agg.time.values[samples], agg.age_pred.values[samples], width=1.0,
+                              kind="linear")
+    ok = np.isfinite(age.mu_mean.values)
+    band = view.figures["age"].mu_src.data
+    np.testing.assert_allclose(np.subtract(band["hi"], band["mean"]), age.mu_mae.values[ok])
+    assert view.figures["age"].figures["mu"].xaxis.axis_label == "residual (Gyr)"
     named = TestSetView(agg.assign_coords(model=["pidoc", "constant_ml"]))
     assert named.param.model.objects == {"π-DOC": "pidoc", "constant M/L": "constant_ml"}
 

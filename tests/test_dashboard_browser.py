@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from browser import (CHROMIUM, NUMBERS_JS, launch_browser, serve_dashboard,  # noqa: E402
-                     set_slider, stop_process_group)
+from browser import (CHROMIUM, FILTER_TESTSET_JS, NUMBERS_JS, OPEN_TESTSET_JS,  # noqa: E402
+                     launch_browser, serve_dashboard, set_slider, stop_process_group)
 
 pytestmark = [
     pytest.mark.browser,
@@ -101,6 +101,30 @@ def test_page_renders_and_a_slider_repaints_the_maps(browser, server, tmp_path):
     page.screenshot(path=str(shot), full_page=True)
     pixels = np.asarray(Image.open(shot).convert("L"), dtype=float)
     assert pixels.std() > 20  # maps and plots, not a blank page
+    assert not errors
+    page.close()
+
+
+def test_testset_tab_opens_and_follows_its_filters(browser, server, tmp_path):
+    """The Test-set tab (the shipped evaluation's aggregates) draws its figures, and each filter
+    redraws them for the maps it keeps, behind a busy indicator."""
+    import xarray as xr
+    from PIL import Image
+
+    agg = xr.load_dataset(Path(__file__).resolve().parents[1] / "weights" / "pidoc"
+                          / "testset_aggregates.nc")
+    page, errors = open_page(browser, server)
+    assert page.evaluate(OPEN_TESTSET_JS, "Test set") > 0
+    for title, value, keep in (
+            ("Age range (Gyr)", [4, 12], (agg.time >= 4) & (agg.time <= 12)),
+            ("True distance (kpc)", ["15.0", "60.0"],
+             (agg.time >= 4) & (agg.time <= 12) & agg.distance.isin([15.0, 60.0]))):
+        shown = page.evaluate(FILTER_TESTSET_JS, [title, value])
+        assert f"strong&gt;{int(keep.sum()):,} test maps&lt;/strong" in shown["header"]
+    shot = tmp_path / "testset.png"
+    page.screenshot(path=str(shot), full_page=True)
+    pixels = np.asarray(Image.open(shot).convert("L"), dtype=float)
+    assert pixels.std() > 20 and page.locator("canvas").count() >= 1
     assert not errors
     page.close()
 

@@ -2,23 +2,28 @@
 
 Reads the aggregates that ``pidoc evaluate`` writes beside its predictions (per-map totals, ages
 and distances, pixel histograms grouped by true distance and 1-Gyr age bin), so filtering by
-distance and age costs no inference and no map reading. Every figure is a
-:mod:`pidoc_core.plots` builder on :mod:`pidoc_core.evaluation` statistics, binned as the report
-bins them (0.05 dex totals, 1-Gyr ages, 2-kpc distance PDFs).
+distance and age costs no inference and no map reading. The statistics are those of
+:mod:`pidoc_core.evaluation`, binned as the report bins them (0.05 dex totals, 1-Gyr ages, 2-kpc
+distance PDFs). The figures are Bokeh figures drawn once per session
+(:class:`app.views.figures.ResidualFigure`, :class:`~app.views.figures.DistancePdfFigure`, the
+live twins of the report's :mod:`pidoc_core.plots` builders); a filter change recomputes the
+statistics and patches their data sources, which keeps it well under a second.
 """
 
 from __future__ import annotations
 
-import holoviews as hv
 import numpy as np
 import pandas as pd
 import panel as pn
 import param
+from bokeh.layouts import column, row
 
-from pidoc_core import plots
 from pidoc_core.evaluation import (PAPER_RESULTS, bin_summary, distance_pdfs, distance_table,
                                    residual_statistics)
 from pidoc_core.exploration import testset_pixel_statistics
+from pidoc_core.plots import PALETTE
+
+from .figures import DistancePdfFigure, ResidualFigure
 
 __all__ = ["TestSetView", "DISTANCE_BIN_KPC"]
 
@@ -26,6 +31,14 @@ __all__ = ["TestSetView", "DISTANCE_BIN_KPC"]
 DISTANCE_BIN_KPC = 2.0
 _TABLE2_COLUMNS = {"count": "maps", "mean": "mean (kpc)", "std": "std (kpc)", "mae": "MAE (kpc)",
                    "bias": "bias (kpc)", "relative_mae": "MAE / true distance"}
+#: The residual figures: statistics key -> (title, quantity, units, residual units, band).
+_FIGURES = {
+    "mass": ("Field mass (Fig. 6)", "log10 field mass", "Msun", "dex", "std"),
+    "ml": ("Field M/L_V (Fig. 6)", "log10 field M/L_V", "Msun/Lsun", "dex", "std"),
+    "pixels": ("Pixels (Fig. 5)", "log10 M per pixel", "Msun", "dex", "std"),
+    "age": ("Age (Fig. 8)", "age", "Gyr", "Gyr", "mae"),
+}
+_NO_MATCH = "No test map matches this filter."
 
 
 class TestSetView(param.Parameterized):
@@ -59,6 +72,16 @@ class TestSetView(param.Parameterized):
         with param.parameterized.discard_events(self):
             self.distances, self.times = distances, span
             self.model = str(aggregates.model.values[0])
+        self.has_age_distance = "age_pred" in aggregates and "distance_pred" in aggregates
+        self.figures = {key: ResidualFigure(title=title, label=label, units=units,
+                                            residual_units=runits, statistic=band,
+                                            size=250 if key in ("mass", "ml") else 260)
+                        for key, (title, label, units, runits, band) in _FIGURES.items()
+                        if key != "age" or self.has_age_distance}
+        if self.has_age_distance:
+            self.figures["distance_pdf"] = DistancePdfFigure(distances, palette=PALETTE)
+        #: The page's panes (alert, header, headline, table2, body), made by :meth:`panel`.
+        self.panes = None
 
     # ------------------------------------------------------------------ selections
     def samples(self, distances=None, times=None) -> np.ndarray:
@@ -70,15 +93,7 @@ class TestSetView(param.Parameterized):
             agg.time.values <= times[1])
         return np.flatnonzero(keep)
 
-    # ------------------------------------------------------------------ figures
-    def pixel_figure(self, model=None, distances=None, times=None):
-        """Fig. 5 (:func:`pidoc_core.plots.residual_panel`) of the filtered pixels."""
-        stats = testset_pixel_statistics(self.agg, model=model or self.model,
-                                         distances=self.distances if distances is None
-                                         else distances, times=times or self.times)
-        return plots.residual_panel(stats, label="log10 M per pixel", units="Msun", size=260,
-                                    side=100, title="Pixels (Fig. 5)")
-
+    # ------------------------------------------------------------------ statistics
     def total_statistics(self, model, samples):
         """Residual statistics of log10 field mass and M/L_V, as the report bins them."""
         agg, m = self.agg, list(self.agg.model.values).index(model)
@@ -93,23 +108,48 @@ class TestSetView(param.Parameterized):
                                            quantity=quantity, units=units))
         return out
 
-    def totals_figure(self, model, samples):
-        """Fig. 6 (:func:`pidoc_core.plots.totals_panels`): field mass and M/L, own axes."""
-        return plots.totals_panels(*self.total_statistics(model, samples), size=250, side=100)
+    def statistics(self, model=None, distances=None, times=None) -> dict | None:
+        """Everything the tab shows for one filter (default: the current one).
 
-    def age_distance_figure(self, samples):
-        """Fig. 8 (age, :func:`pidoc_core.plots.residual_panel`) and Fig. 9 (distance PDFs in
-        2-kpc bins, :func:`pidoc_core.plots.distance_pdf_plot`)."""
+        Returns
+        -------
+        dict or None
+            ``samples`` (indices of the maps), the residual statistics ``mass``, ``ml`` (Fig. 6),
+            ``pixels`` (Fig. 5) and, with age/distance predictions, ``age`` (Fig. 8) and
+            ``distance_pdf`` (Fig. 9, :func:`~pidoc_core.evaluation.distance_pdfs` in 2-kpc
+            bins), and ``tables`` (:meth:`tables`); None when no map passes the filter.
+        """
+        model = model or self.model
+        distances = self.distances if distances is None else distances
+        times = self.times if times is None else times
+        samples = self.samples(distances, times)
+        if samples.size == 0:
+            return None
         agg = self.agg
-        age = residual_statistics(agg.time.values[samples], agg.age_pred.values[samples],
-                                  width=1.0, kind="linear", quantity="age", units="Gyr")
-        pdfs = distance_pdfs(agg.distance.values[samples], agg.distance_pred.values[samples],
-                             width=DISTANCE_BIN_KPC)
-        return (plots.residual_panel(age, statistic="mae", size=260, side=100, title="Age (Fig. 8)"),
-                plots.distance_pdf_plot(pdfs, width=480, height=330))
+        out = {"samples": samples, "tables": self.tables(model, samples)}
+        out["mass"], out["ml"] = self.total_statistics(model, samples)
+        out["pixels"] = testset_pixel_statistics(agg, model=model, distances=distances,
+                                                 times=times)
+        if self.has_age_distance:
+            out["age"] = residual_statistics(agg.time.values[samples],
+                                             agg.age_pred.values[samples], width=1.0,
+                                             kind="linear", quantity="age", units="Gyr")
+            out["distance_pdf"] = distance_pdfs(agg.distance.values[samples],
+                                                agg.distance_pred.values[samples],
+                                                width=DISTANCE_BIN_KPC)
+        return out
 
-    def tables(self, model, samples):
-        """Table 2 and the headline numbers of the filtered maps, beside the paper's."""
+    def tables(self, model, samples) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+        """The headline numbers and Table 2 of the filtered maps, beside the paper's.
+
+        Returns
+        -------
+        headline : pandas.DataFrame
+            Field mass and M/L eq. (2) (%) and age eq. (4) (Gyr), each the mean over bins.
+        table2 : pandas.DataFrame or None
+            Per true distance (kpc): maps, mean, std, MAE, bias (kpc) and MAE / true distance;
+            None when the evaluation has no distance predictions.
+        """
         agg = self.agg
         rows = []
         mass, ml = self.total_statistics(model, samples)
@@ -126,73 +166,80 @@ class TestSetView(param.Parameterized):
                          bin_summary(stats, statistic="mae")["mean"],
                          PAPER_RESULTS["age_mae_mean"]["value"]))
         headline = pd.DataFrame(rows, columns=["quantity", "this model (filtered)", "paper"]).round(2)
-        panes = [pn.pane.DataFrame(headline, index=False, width=600)]
-        if "distance_pred" in agg:
-            table = distance_table(agg.distance.values[samples],
-                                   agg.distance_pred.values[samples]).to_dataframe()
-            for d in table.index:
-                for stat in ("mean", "std", "mae"):
-                    key = f"distance_{stat}_{d:g}"
-                    if key in PAPER_RESULTS:
-                        table.loc[d, f"paper {_TABLE2_COLUMNS[stat]}"] = PAPER_RESULTS[key]["value"]
-            table = table.rename(columns=_TABLE2_COLUMNS)
-            table.index.name = "true distance (kpc)"
-            panes.append(pn.pane.DataFrame(table.round(2), width=900))
-        return pn.Column("#### Numbers of the filtered maps (Table 2)", *panes)
+        if "distance_pred" not in agg:
+            return headline, None
+        table = distance_table(agg.distance.values[samples],
+                               agg.distance_pred.values[samples]).to_dataframe()
+        for d in table.index:
+            for stat in ("mean", "std", "mae"):
+                key = f"distance_{stat}_{d:g}"
+                if key in PAPER_RESULTS:
+                    table.loc[d, f"paper {_TABLE2_COLUMNS[stat]}"] = PAPER_RESULTS[key]["value"]
+        table = table.rename(columns=_TABLE2_COLUMNS)
+        table.index.name = "true distance (kpc)"
+        return headline, table.round(2)
 
-    @param.depends("distances", "times", "model")
-    def figures(self, distances=None, times=None, model=None):
-        """All figures for one filter setting (default: the current one)."""
-        distances = self.distances if distances is None else distances
-        times, model = times or self.times, model or self.model
-        samples = self.samples(distances, times)
-        if samples.size == 0:
-            return pn.pane.Alert("No test map matches this filter.", alert_type="warning")
-        # rows no wider than a 1280-px screen leaves: Panel squeezes wider rows, which
-        # collapses Bokeh grid plots
-        items = [pn.pane.Markdown(f"**{samples.size:,} test maps** of "
-                                  f"{', '.join(sorted(set(map(str, self.agg.run.values))))}. "
-                                  "r = predicted − true; **μ** (left of each histogram): mean r "
-                                  "and its ±1σ band (±MAE for ages) per bin of the predicted "
-                                  "value; **ξ** (below): per bin of the true value. Predicted "
-                                  "ages below 0 Gyr are unphysical extrapolations.",
-                                  width=900),
-                 _pane(self.totals_figure(model, samples))]
-        pixels = _pane(self.pixel_figure(model, distances, times))
-        if "age_pred" in self.agg:
-            age, dist = self.age_distance_figure(samples)
-            items += [pn.Row(pixels, _pane(age)), _pane(dist), self.tables(model, samples)]
-        else:
-            items += [pixels, self.tables(model, samples)]
-        return pn.Column(*items)
+    def header(self, stats) -> str:
+        """The line above the figures: how many maps, of which runs, and how to read them."""
+        runs = ", ".join(sorted(set(map(str, self.agg.run.values))))
+        return (f"**{stats['samples'].size:,} test maps** of {runs}. r = predicted − true; "
+                "**μ** (left of each histogram): mean r and its ±1σ band (±MAE for ages) per bin "
+                "of the predicted value; **ξ** (below): per bin of the true value. Predicted "
+                "ages below 0 Gyr are unphysical extrapolations.")
+
+    # ------------------------------------------------------------------ the page
+    def show(self, stats) -> None:
+        """Draw one filter's :meth:`statistics` (None: no map matches) into the figures."""
+        p = self.panes
+        p["alert"].visible, p["body"].visible = stats is None, stats is not None
+        if stats is None:
+            return
+        for key, fig in self.figures.items():
+            fig.show(stats[key])
+        p["header"].object = self.header(stats)
+        p["headline"].object, p["table2"].object = stats["tables"]
+        p["table2"].visible = stats["tables"][1] is not None
 
     def panel(self) -> pn.viewable.Viewable:
         """The tab's layout; a busy indicator covers the figures while a filter is applied."""
         controls = pn.Param(self, parameters=["distances", "times", "model"], show_name=False,
                             widgets={"distances": pn.widgets.MultiChoice}, width=250)
+        f = {key: fig.layout if key != "distance_pdf" else fig.figure
+             for key, fig in self.figures.items()}
+        lower = [f["pixels"], f["age"]] if self.has_age_distance else [f["pixels"]]
+        # one Bokeh root for all figures (one layout pass in the browser), rows no wider than
+        # a 1280-px screen leaves
+        figures = column(row(f["mass"], f["ml"]), row(*lower),
+                         *([f["distance_pdf"]] if self.has_age_distance else []))
+        p = self.panes = {
+            "alert": pn.pane.Alert(_NO_MATCH, alert_type="warning", visible=False),
+            "header": pn.pane.Markdown("", width=900),
+            "headline": pn.pane.DataFrame(None, index=False, width=600),
+            "table2": pn.pane.DataFrame(None, width=900),
+        }
+        p["body"] = pn.Column(p["header"], pn.pane.Bokeh(figures),
+                              "#### Numbers of the filtered maps (Table 2)", p["headline"],
+                              p["table2"])
+        self.show(self.statistics())
         for widget in controls.layout:
             widget.width = 230  # inside the column (Panel's default is 300)
         return pn.Row(pn.Column("### Filter the test set", controls, width=260),
-                      pn.panel(self.figures, loading_indicator=True))
+                      pn.Column(p["alert"], p["body"]))
 
+    @param.depends("distances", "times", "model", watch=True)
+    def _apply(self):
+        """A filter changed: show the busy indicator, then redraw on the server's next tick (so
+        that the indicator reaches the browser first; at once without a server)."""
+        if self.panes is None:
+            return
+        self.panes["body"].loading = True
+        pn.state.execute(self._redraw, schedule=True)
 
-
-def _pane(obj):
-    """One figure as Bokeh models rendered here, as the report renders them.
-
-    A HoloViews layout becomes one Panel row per grid row of its figures (they keep their shared
-    ranges): a Bokeh ``GridPlot`` inside this tab's Panel layout drew empty frames in Chromium.
-    """
-    from bokeh.models import GridPlot
-
-    model = hv.render(obj, backend="bokeh")
-    if not isinstance(model, GridPlot):
-        return pn.pane.Bokeh(model)
-    rows: dict[int, dict[int, object]] = {}
-    for fig, row, col in model.children:
-        fig.toolbar_location = None
-        rows.setdefault(row, {})[col] = fig
-    ncols = 1 + max(c for r in rows.values() for c in r)
-    widths = {c: max(r[c].width for r in rows.values() if c in r) for c in range(ncols)}
-    return pn.Column(*(pn.Row(*(pn.pane.Bokeh(r[c]) if c in r else pn.Spacer(width=widths[c])
-                                for c in range(ncols))) for _, r in sorted(rows.items())))
+    def _redraw(self):
+        """Recompute the statistics of the current filter and patch the figures in one message."""
+        try:
+            stats = self.statistics()
+            with pn.io.hold():
+                self.show(stats)
+        finally:
+            self.panes["body"].loading = False
