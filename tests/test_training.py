@@ -309,6 +309,23 @@ def test_mirrored_strategy_on_two_logical_cpus_trains(tmp_path):
     assert loaded.has_mass and loaded.map_shape == (32, 32)
 
 
+def test_bfloat16_on_a_cpu_without_it_warns_that_it_is_emulated(tmp_path):
+    import tensorflow as tf
+
+    from pidoc_core.training.options import _cpu_flags, _warn_emulated_bfloat16
+
+    if tf.config.list_physical_devices("GPU"):
+        pytest.skip("a GPU runs bfloat16 natively")
+    with pytest.warns(RuntimeWarning, match="without AVX512-BF16 or AMX"):
+        assert _warn_emulated_bfloat16("mixed_bfloat16", flags={"avx2", "fma"})
+    assert not _warn_emulated_bfloat16("mixed_bfloat16", flags={"avx2", "amx_bf16"})
+    assert not _warn_emulated_bfloat16("mixed_float16", flags={"avx2"})
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx512_bf16\n\n")
+    assert _cpu_flags(str(cpuinfo)) == {"fpu", "sse2", "avx512_bf16"}
+    assert _cpu_flags(str(tmp_path / "missing")) is None
+
+
 def test_mixed_precision_keeps_a_float32_output_and_restores_the_policy(tmp_path):
     x, y = cnn_data(16, seed=12)
     before = keras.mixed_precision.global_policy().name

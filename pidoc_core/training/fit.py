@@ -24,7 +24,7 @@ from .checkpoints import (_assign_all, _clear_run, _load_arrays, _rewrite_csv, _
 from .data import _as_data, _check_shapes, _position_at_epoch
 from .options import (_curves_summary, _default_standardisation, _float32_output, _learning_rate,
                       _make_loss, _precision_policy, _precision_record, _resolve_architecture,
-                      _resolve_strategy)
+                      _resolve_strategy, _warn_emulated_bfloat16)
 
 __all__ = ["TrainingResult", "fit"]
 
@@ -225,6 +225,7 @@ def fit(
 
     keras.utils.set_random_seed(seed)
     policy = _precision_policy(mixed_precision)
+    _warn_emulated_bfloat16(policy)
     net, train_model = _build_networks(kind, spec, model, policy=policy, scope=scope)
     _check_shapes("train", train_data, train_model)
     if val_data is not None:
