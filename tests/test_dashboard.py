@@ -257,7 +257,7 @@ def test_testset_figures_are_the_reports():
     ok = np.isfinite(age.mu_mean.values)
     band = view.figures["age"].mu_src.data
     np.testing.assert_allclose(np.subtract(band["hi"], band["mean"]), age.mu_mae.values[ok])
-    assert view.figures["age"].figures["mu"].xaxis.axis_label == "residual (Gyr)"
+    assert view.figures["age"].figures["mu"].xaxis.axis_label == "r (Gyr)"
     named = TestSetView(agg.assign_coords(model=["pidoc", "constant_ml"]))
     assert named.param.model.objects == {"π-DOC": "pidoc", "constant M/L": "constant_ml"}
 

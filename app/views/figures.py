@@ -144,7 +144,7 @@ class ResidualFigure:
                         "right")
         self.mu_src = ColumnDataSource({"c": [], "mean": [], "lo": [], "hi": []})
         self.xi_src = ColumnDataSource({"c": [], "mean": [], "lo": [], "hi": []})
-        r_label = f"residual ({residual_units})"
+        r_label = f"r ({residual_units})"  # r = predicted − true, defined above the figures
         mu = figure(title="μ", width=side, height=size, y_range=main.y_range,
                     x_range=Range1d(-1, 1), x_axis_label=r_label, toolbar_location=None,
                     tools="")
