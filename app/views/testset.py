@@ -127,8 +127,9 @@ class TestSetView(param.Parameterized):
         if samples.size == 0:
             return None
         agg = self.agg
-        out = {"samples": samples, "tables": self.tables(model, samples)}
+        out = {"samples": samples}
         out["mass"], out["ml"] = self.total_statistics(model, samples)
+        out["tables"] = self.tables(model, samples, totals=(out["mass"], out["ml"]))
         out["pixels"] = testset_pixel_statistics(agg, model=model, distances=distances,
                                                  times=times)
         if self.has_age_distance:
@@ -140,8 +141,10 @@ class TestSetView(param.Parameterized):
                                                 width=DISTANCE_BIN_KPC)
         return out
 
-    def tables(self, model, samples) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    def tables(self, model, samples, *, totals=None) -> tuple[pd.DataFrame, pd.DataFrame | None]:
         """The headline numbers and Table 2 of the filtered maps, beside the paper's.
+
+        ``totals``: the :meth:`total_statistics` of these maps, when already computed.
 
         Returns
         -------
@@ -153,7 +156,7 @@ class TestSetView(param.Parameterized):
         """
         agg = self.agg
         rows = []
-        mass, ml = self.total_statistics(model, samples)
+        mass, ml = totals if totals is not None else self.total_statistics(model, samples)
         for label, stats, key in (("field mass: eq. (2) mean over bins (%)", mass,
                                    "total_mass_mpe_mean"),
                                   ("field M/L: eq. (2) mean over bins (%)", ml, "total_ml_mpe_mean")):
