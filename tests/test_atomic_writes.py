@@ -369,3 +369,44 @@ def test_cli_netcdf_writer_failing_mid_write(tmp_path, monkeypatch, old):
     with xr.open_dataset(final, engine="scipy") as back:
         assert back.flux.shape == (160, 160)
     assert _listing(tmp_path) == [final.name]
+
+
+def _load_or_build_worker(path, barrier, marks, out):
+    import numpy as np
+
+    from pidoc_core.evolution._cache import load_or_build
+
+    def build():
+        (marks / f"built-{os.getpid()}").touch()
+        time.sleep(1.0)  # long enough for the other process to arrive while this one builds
+        return {"x": np.arange(4) * os.getpid()}
+
+    barrier.wait()
+    np.save(out, load_or_build(path, build)["x"])
+
+
+def test_evolution_cache_concurrent_processes_build_once(tmp_path):
+    """Two processes that want the same missing cache file at once (the workers of a parallel
+    dataset build) build it once: the second waits for the first's lock and loads its file."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    final, marks = tmp_path / "sse-table-0123.npz", tmp_path / "marks"
+    marks.mkdir()
+    barrier = ctx.Barrier(2)
+    procs = [ctx.Process(target=_load_or_build_worker,
+                         args=(final, barrier, marks, tmp_path / f"out{i}.npy")) for i in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    builders = sorted(marks.iterdir())
+    assert len(builders) == 1
+    builder_pid = int(builders[0].name.split("-")[1])
+    for i in range(2):
+        assert np.load(tmp_path / f"out{i}.npy").tolist() == [0, builder_pid, 2 * builder_pid,
+                                                              3 * builder_pid]
+    # what is left: the file and its (empty) hidden lock, no temporary
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == [
+        ".sse-table-0123.npz.lock", *sorted(f"out{i}.npy" for i in range(2)), final.name]

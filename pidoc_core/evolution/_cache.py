@@ -2,10 +2,15 @@
 
 Everything is stored as plain ``.npz`` arrays (no pickle), written to a temporary name in the
 same directory and renamed, so an interrupted run never leaves a half-written file.
+:func:`load_or_build` makes each file once when several processes want it at the same time (the
+workers of a parallel dataset build start on the same run): the first builds it under an
+exclusive lock, the others wait for the lock and load what it wrote.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -15,7 +20,8 @@ import numpy as np
 
 from .._atomic import atomic_path
 
-__all__ = ["CODE_VERSION", "resolve_cache_dir", "cache_key", "save_npz", "load_npz"]
+__all__ = ["CODE_VERSION", "resolve_cache_dir", "cache_key", "save_npz", "load_npz",
+           "load_or_build"]
 
 #: Bump when a change to the physics or file layout invalidates cached results.
 CODE_VERSION = "evolution-2"
@@ -76,3 +82,46 @@ def load_npz(path: Path) -> dict[str, np.ndarray] | None:
             return {k: data[k] for k in data.files}
     except (OSError, ValueError):
         return None
+
+
+@contextlib.contextmanager
+def _exclusive(path: Path):
+    """Hold an exclusive lock on the hidden file ``.NAME.lock`` beside ``path`` (released by the
+    kernel if the process dies)."""
+    lock = path.parent / f".{path.name}.lock"
+    with open(lock, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def load_or_build(path, build) -> dict[str, np.ndarray]:
+    """Arrays cached at ``path``, built by ``build()`` and saved there if missing.
+
+    Concurrent callers (threads or processes) build a missing file once: the first takes an
+    exclusive lock beside ``path`` and builds; the others wait on the lock, then load.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The ``.npz`` file.
+    build : callable
+        ``build() -> dict`` of arrays, called only when no readable file is at ``path``.
+
+    Returns
+    -------
+    dict of numpy.ndarray
+        What is (now) stored at ``path``; the built arrays themselves when this call built them.
+    """
+    path = Path(path)
+    data = load_npz(path)
+    if data is not None:
+        return data
+    with _exclusive(path):
+        data = load_npz(path)  # another process may have built it while we waited
+        if data is None:
+            data = build()
+            save_npz(path, **data)
+    return data

@@ -10,7 +10,7 @@ import numpy as np
 
 from .._atomic import atomic_path
 from ..snapshot import Snapshot
-from ._cache import CODE_VERSION, cache_key, load_npz, resolve_cache_dir, save_npz
+from ._cache import CODE_VERSION, cache_key, load_npz, load_or_build, resolve_cache_dir, save_npz
 from .dynamics import (GlobalHistory, concentration_w0, run_cbhbd, segregation_delta,
                        spitzer_trh_gyr)
 from .imf import sample_kroupa
@@ -162,12 +162,9 @@ class ClusterEvolution:
             return self
         t0 = _time.perf_counter()
         path = self.cache_dir / f"{self.key}.npz"
-        data = load_npz(path)
         self._table = StellarTable(self.metallicity, n_mass=self.n_mass, cache_dir=self.cache_dir,
                                    progress=self.progress)
-        if data is None:
-            data = self._build()
-            save_npz(path, **data)
+        data = load_or_build(path, self._build)
         self._state = data
         self.history = GlobalHistory.from_arrays(data)
         self.retention = RetentionTable.from_arrays(data)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._cache import cache_key, load_npz, resolve_cache_dir, save_npz
+from ._cache import cache_key, load_or_build, resolve_cache_dir
 
 __all__ = ["AGES_GYR", "StellarTable", "evolve_exact", "literal_arithmetic", "phase_group",
            "mass_grid"]
@@ -212,10 +212,7 @@ class StellarTable:
         directory = resolve_cache_dir(cache_dir)
         key = cache_key("sse-table", metallicity=self.metallicity, n_mass=self.n_mass)
         self.path = directory / f"{key}.npz"
-        data = load_npz(self.path)
-        if data is None:
-            data = self._build(progress)
-            save_npz(self.path, **data)
+        data = load_or_build(self.path, lambda: self._build(progress))
         self.m_grid = data["m_grid"]
         self.ages = data["ages"]
         self.mass = data["mass"]
