@@ -12,6 +12,9 @@ Sub-commands:
     Datasets, training and evaluation (see their modules).
 ``pidoc predict IMAGE.fits (--centre RA DEC | --cluster NAME) [--distance KPC] --out PREFIX``
     π-DOC on a real image (see :mod:`pidoc_core.observations`).
+``pidoc mock-table3 [--weights DIR] --out TABLE.ecsv``
+    π-DOC on mocks of the paper's Table 3 clusters from the wide grid
+    (:mod:`pidoc_core.observations.mock`).
 ``pidoc evolve --run NAME --times T [T ...] --out DIR``
     Write snapshots of an embedded cluster-evolution run to files the readers read back.
 ``pidoc dataset build --preset paper|small --out DIR [--train N --val N --test N] [...]``
@@ -58,6 +61,8 @@ _KERAS_COMMANDS = {
                  "evaluate a model and the baselines on a test split; write the HTML report"),
     "predict": ("observations", "add_predict_arguments", "run_predict",
                 "predict mass map, M/L, age and distance from a FITS image of a cluster"),
+    "mock-table3": ("observations.mock", "add_mock_table3_arguments", "run_mock_table3",
+                    "pi-DOC on embedded mocks of the paper's Table 3 clusters (ECSV table)"),
 }
 
 

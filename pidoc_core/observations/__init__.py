@@ -79,7 +79,8 @@ The literature table (:func:`load_catalogue`, :func:`cluster`) is the paper's Ta
 Modules: :mod:`.catalogue`, :mod:`.images` (FITS reading, PS1, photometry), :mod:`.flux_map`
 (resampling to the mock geometry), :mod:`.range` (the one training-range check, also used by
 :mod:`pidoc_core.exploration`), :mod:`.predict`, :mod:`.figure` (matplotlib, lazily),
-:mod:`.cli` (``pidoc predict``).
+:mod:`.cli` (``pidoc predict``), :mod:`.mock` (mock Table 3: the wide grid's mocks of the 17
+clusters and π-DOC on them, ``pidoc mock-table3``).
 """
 
 
@@ -108,6 +109,7 @@ from .images import (
     ps1_linearise,
     read_image,
 )
+from .mock import match_mocks, mock_table3
 from .predict import predict_flux_map, predict_image, write_netcdf
 from .range import (
     TRAINING_GRID,
@@ -153,6 +155,8 @@ __all__ = [
     "predict_image",
     "write_netcdf",
     "write_figure",
+    "match_mocks",
+    "mock_table3",
     "add_predict_arguments",
     "run_predict",
 ]
