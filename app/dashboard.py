@@ -8,7 +8,9 @@ Options after ``--args``:
   the server starts, never typed into the page); ``--no-embedded`` offers only that directory;
 - ``--testset FILE``: the aggregates ``pidoc evaluate`` writes beside its predictions (default the
   shipped ``weights/pidoc/testset_aggregates.nc``);
-- ``--n-stars N``: stars of the embedded analogues (default 50,000).
+- ``--n-stars N``: stars of the embedded analogues (default 50,000);
+- ``--mock-table3 FILE``: the model's mock Table 3 (``pidoc mock-table3``; default
+  ``mock_table3.ecsv`` in the model's directory), shown on the Observations tab.
 
 The model, the snapshot sources and the snapshots are cached once per server process and shared
 read-only by all sessions; each session has its own views (:mod:`app.views`). Everything loads
@@ -52,6 +54,7 @@ def _options():
     parser.add_argument("--testset", default=None)
     parser.add_argument("--no-embedded", action="store_true",
                         help="offer only the --snapshots directory, not the embedded analogues")
+    parser.add_argument("--mock-table3", default=None)
     parser.add_argument("--n-stars", type=int, default=50_000,
                         help="stars of the embedded analogues (fewer: a faster first set-up)")
     return parser.parse_known_args(sys.argv[1:])[0]
@@ -77,9 +80,18 @@ def _aggregates():
     return xr.load_dataset(path) if path.is_file() else None
 
 
+def _mock_table3():
+    from astropy.table import Table
+
+    default = Path(MODEL.provenance.get("loaded_from", ".")) / "mock_table3.ecsv"
+    path = Path(OPTIONS.mock_table3) if OPTIONS.mock_table3 else default
+    return Table.read(path, format="ascii.ecsv") if path.is_file() else None
+
+
 SOURCES = pn.state.as_cached("pidoc-sources", _sources)
 MODEL = pn.state.as_cached("pidoc-model", lambda: PiDOC.load(OPTIONS.weights))
 AGGREGATES = pn.state.as_cached("pidoc-testset", _aggregates)
+MOCK_TABLE3 = pn.state.as_cached("pidoc-mock-table3", _mock_table3)
 try:
     UPSILON = float(MODEL.provenance["training_mass_to_light"])
 except KeyError:
@@ -103,7 +115,8 @@ def dashboard() -> pn.viewable.Viewable:
         tabs.append(("Test set", pn.pane.Alert(
             "No test-set evaluation found: run `pidoc evaluate` and pass `--args --testset "
             "FILE.aggregates.nc`.", alert_type="info")))
-    tabs.append(("Observations", ObservationView(MODEL, max_upload_mb=UPLOAD_MB).panel()))
+    tabs.append(("Observations", ObservationView(MODEL, max_upload_mb=UPLOAD_MB,
+                                                     mock_table=MOCK_TABLE3).panel()))
     return pn.Column(pn.pane.Markdown(INTRO, margin=(0, 10)), tabs)
 
 

@@ -265,3 +265,57 @@ def test_without_intervals_the_tab_shows_none(view, fits_bytes):
     html = view.numbers.object
     assert "68 % interval" not in html and "This model carries no intervals" in html
     assert "Mass from the flux-only network (the paper&#x27;s)" in html
+
+
+def _mock_rows():
+    """A mock Table 3 as pidoc mock-table3 writes it: two clusters, the second without
+    intervals (a model that carries none)."""
+    from astropy.table import Table
+
+    nan = float("nan")
+    rows = [dict(name="NGC 5053", run="W17 N50k rh8 Rg15 FeH-1.6 BH", age_gyr=12.25,
+                 distance_kpc=17.4, match_distance=3.2, mock_l_fov=705.4, mock_r_h_arcmin=1.7,
+                 mock_fe_h=-1.6, l_fov=341.23, r_h_arcmin=2.61, fe_h=-2.27, true_ml=1.93,
+                 pidoc_ml=1.41, pidoc_ml_lo=1.02, pidoc_ml_hi=1.88, mass_network="distance-aware",
+                 pidoc_ml_flux_only=1.2, pidoc_age=11.2, pidoc_age_lo=9.1, pidoc_age_hi=13.0,
+                 pidoc_distance=15.9, pidoc_distance_lo=11.0, pidoc_distance_hi=21.5,
+                 range_verdict="inside", paper_ml=1.756, paper_age=13.7, paper_distance=16.8),
+            dict(name="Pal 11", run="W04 N50k rh8 Rg30 FeH-0.4", age_gyr=12.0, distance_kpc=13.4,
+                 match_distance=1.0, mock_l_fov=700.0, mock_r_h_arcmin=1.2, mock_fe_h=-0.4,
+                 l_fov=681.17, r_h_arcmin=1.46, fe_h=-0.4, true_ml=2.5, pidoc_ml=2.25,
+                 pidoc_ml_lo=nan, pidoc_ml_hi=nan, mass_network="flux-only",
+                 pidoc_ml_flux_only=2.25, pidoc_age=12.5, pidoc_age_lo=nan, pidoc_age_hi=nan,
+                 pidoc_distance=14.0, pidoc_distance_lo=nan, pidoc_distance_hi=nan,
+                 range_verdict="outside", paper_ml=0.772, paper_age=14.9, paper_distance=16.2)]
+    table = Table(rows=rows)
+    table.meta["psf_fwhm_arcsec"] = 1.0
+    return table
+
+
+def test_mock_table3_is_shown_for_the_chosen_cluster_and_in_full(model):
+    from app.views.observe import ObservationView
+
+    view = ObservationView(model, mock_table=_mock_rows())
+    view.cluster = "NGC 5053"
+    note = view.mock_note.object
+    assert "On a mock of NGC 5053" in note and "W17 N50k rh8 Rg15 FeH-1.6 BH" in note
+    assert "M/L<sub>V</sub> 1.41 [1.02, 1.88] against the mock's true 1.93" in note
+    assert "age 11.2 [9.1, 13.0] Gyr; distance 15.9 [11.0, 21.5] kpc (inside)" in note
+    view.cluster = "Pal 11"  # no intervals: none shown, none made up
+    assert "M/L<sub>V</sub> 2.25 against the mock's true 2.50; age 12.5 Gyr" in view.mock_note.object
+    view.cluster = "NGC 4590"  # a cluster the table lacks: nothing
+    assert view.mock_note.object == ""
+    frame = view.mock_table_frame()
+    assert list(frame["cluster"]) == ["NGC 5053", "Pal 11"]
+    assert frame.loc[0, "M/L π-DOC [68 %]"] == "1.41 [1.02, 1.88]"
+    assert frame.loc[1, "M/L π-DOC [68 %]"] == "2.25"
+    assert frame.loc[0, "L_FoV: cluster / mock (Lsun)"] == "341 / 705"
+    assert frame.loc[1, "training range"] == "outside"
+
+
+def test_without_a_mock_table3_the_tab_says_how_to_make_one(model):
+    from app.views.observe import ObservationView
+
+    view = ObservationView(model)
+    assert view.mock_note.object == ""
+    assert "pidoc mock-table3" in view._mock_card().object

@@ -100,9 +100,14 @@ class ObservationView(param.Parameterized):
     zero_point = param.Number(None, allow_None=True, step=0.01, precedence=0.7,
                               label="Zero point (mag for 1 count; empty: from the header)")
 
-    def __init__(self, model, *, max_upload_mb: float = 50, max_megapixels: float = 50):
+    def __init__(self, model, *, max_upload_mb: float = 50, max_megapixels: float = 50,
+                 mock_table=None):
         super().__init__()
         self.model = model
+        # pidoc_core.observations.mock_table3 of this model: how it does on mocks of each cluster
+        self.mock_table = mock_table
+        self._mocks = {} if mock_table is None else {str(r["name"]): r for r in mock_table}
+        self.mock_note = pn.pane.HTML("", width=300, margin=(0, 10))
         self.max_upload_mb, self.max_megapixels = float(max_upload_mb), float(max_megapixels)
         table = load_catalogue()
         self._catalogue = {str(row["name"]): row for row in table}
@@ -164,6 +169,7 @@ class ObservationView(param.Parameterized):
         self.av_hint.object = (f"{html.escape(str(row['name']))}: d = {float(row['distance']):g} "
                                f"kpc, E(B−V) = {ebv:g} mag → A_V = 3.1 E(B−V) = {3.1 * ebv:.2f} "
                                "mag, filled in (Harris 2010)")
+        self.mock_note.object = self.mock_sentence(self._mocks.get(self.cluster))
 
     def _on_upload(self, *_events):
         """Check the size as soon as a file arrives; read its WCS to pick the cluster and
@@ -447,6 +453,77 @@ class ObservationView(param.Parameterized):
                                                justify="left")
         return intro + table + foot
 
+    @staticmethod
+    def mock_sentence(row) -> str:
+        """How this model does on the mock of one Table 3 cluster (a row of
+        :func:`pidoc_core.observations.mock_table3`), as HTML; empty without one."""
+        if row is None:
+            return ""
+
+        def interval(key, spec):
+            lo, hi = float(row[f"{key}_lo"]), float(row[f"{key}_hi"])
+            return f" [{_fmt(lo, spec)}, {_fmt(hi, spec)}]" if math.isfinite(lo) else ""
+
+        return (
+            f"<small><b>On a mock of {html.escape(str(row['name']))}</b> (grid run "
+            f"{html.escape(str(row['run']))}: field L<sub>V</sub> {float(row['mock_l_fov']):,.0f} "
+            f"Lsun, the cluster's {float(row['l_fov']):,.0f}) at {float(row['distance_kpc']):g} "
+            f"kpc and {float(row['age_gyr']):g} Gyr, this model gives M/L<sub>V</sub> "
+            f"{_fmt(float(row['pidoc_ml']), '.2f')}{interval('pidoc_ml', '.2f')} against the "
+            f"mock's true {float(row['true_ml']):.2f}; age {_fmt(float(row['pidoc_age']), '.1f')}"
+            f"{interval('pidoc_age', '.1f')} Gyr; distance "
+            f"{_fmt(float(row['pidoc_distance']), '.1f')}{interval('pidoc_distance', '.1f')} kpc"
+            f" ({html.escape(str(row['range_verdict']))}). See “π-DOC on mocks of the Table 3 "
+            "clusters” below.</small>")
+
+    def mock_table_frame(self):
+        """The mock Table 3 as a display table: per cluster, truth, this model and the paper's
+        π-DOC (on the real cluster)."""
+        import pandas as pd
+
+        def cell(row, key, spec):
+            lo = float(row[f"{key}_lo"])
+            tail = (f" [{_fmt(lo, spec)}, {_fmt(float(row[f'{key}_hi']), spec)}]"
+                    if math.isfinite(lo) else "")
+            return _fmt(float(row[key]), spec) + tail
+
+        records = []
+        for row in self.mock_table:
+            records.append({
+                "cluster": str(row["name"]), "grid run": str(row["run"]),
+                "L_FoV: cluster / mock (Lsun)": f"{float(row['l_fov']):,.0f} / "
+                                                f"{float(row['mock_l_fov']):,.0f}",
+                "d (kpc)": f"{float(row['distance_kpc']):g}",
+                "age (Gyr)": f"{float(row['age_gyr']):g}",
+                "M/L true": f"{float(row['true_ml']):.2f}",
+                "M/L π-DOC [68 %]": cell(row, "pidoc_ml", ".2f"),
+                "age π-DOC [68 %]": cell(row, "pidoc_age", ".1f"),
+                "d π-DOC [68 %]": cell(row, "pidoc_distance", ".1f"),
+                "training range": str(row["range_verdict"]),
+                "paper's π-DOC on the real cluster: M/L, age, d":
+                    f"{float(row['paper_ml']):.2f}, {float(row['paper_age']):.1f}, "
+                    f"{float(row['paper_distance']):.1f}"})
+        return pd.DataFrame.from_records(records)
+
+    def _mock_card(self):
+        if self.mock_table is None:
+            return pn.pane.Markdown("<small>No mock Table 3 for this model (`pidoc mock-table3 "
+                                    "--weights DIR --out DIR/mock_table3.ecsv`).</small>")
+        meta = self.mock_table.meta
+        intro = (
+            "<small>Each of the paper's 17 clusters matched to the run of the wide grid whose "
+            "mock at the cluster's age and catalogue distance is most like it (field luminosity, "
+            "half-light radius, [Fe/H]); this model run on that mock with the catalogue distance "
+            f"given, seeing {float(meta.get('psf_fwhm_arcsec', 1.0)):g}″. The mock's truth is "
+            "known: M/L true is its field mass over its field luminosity, its age and distance "
+            "the catalogue's. The last column is the paper's π-DOC on the real cluster (its "
+            "Table 3), for comparison, not a truth.</small>")
+        table = self.mock_table_frame().to_html(classes="pidoc-mock-table3", border=0,
+                                                index=False, justify="left")
+        return pn.Card(pn.pane.HTML(intro + table, width=1000),
+                       title="π-DOC on mocks of the Table 3 clusters", collapsed=True,
+                       width=1020)
+
     # ------------------------------------------------------------------------------- layout
     def panel(self) -> pn.viewable.Viewable:
         """The tab's layout."""
@@ -461,7 +538,8 @@ class ObservationView(param.Parameterized):
             "### Image", self.upload,
             f"<small>FITS in counts with a celestial WCS; at most {self.max_upload_mb:g} MB.</small>",
             "### Field centre, photometry and distance", settings, self.av_hint,
-            self.predict_button, width=320)
+            self.predict_button, self.mock_note, width=320)
         maps = pn.Row(pn.pane.Bokeh(self.image_fig), pn.pane.Bokeh(self.flux_fig),
                       pn.pane.Bokeh(self.mass_fig))
-        return pn.Row(controls, pn.Column(self.status, self.verdict, maps, self.numbers))
+        return pn.Row(controls, pn.Column(self.status, self.verdict, maps, self.numbers,
+                                          self._mock_card()))
