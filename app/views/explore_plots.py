@@ -96,6 +96,7 @@ class ExplorePlots:
         first = self.maps["flux"]
         for fig in self.maps.values():
             fig.x_range, fig.y_range = first.x_range, first.y_range
+            fig.grid.visible = False
         self._build_histogram()
         self._build_profiles()
         self._build_numbers()
@@ -115,6 +116,7 @@ class ExplorePlots:
         hist.image(image="image", x=lo, y=lo, dw=hi - lo, dh=hi - lo, color_mapper=self.count_mapper,
                    source=self.hist_src)
         hist.line([lo, hi], [lo, hi], color="crimson", line_width=1.5)
+        hist.grid.visible = False
         hist.add_layout(ColorBar(color_mapper=self.count_mapper, title="log10 pixels", width=8,
                                  ticker=FixedTicker(ticks=[0, 1, 2, 3]), padding=3), "right")
         centres = 0.5 * (PIXEL_MASS_EDGES[1:] + PIXEL_MASS_EDGES[:-1])
