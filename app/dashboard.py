@@ -2,7 +2,9 @@
 
 Options after ``--args``:
 
-- ``--weights DIR``: a saved π-DOC model (default the shipped one, or ``$PIDOC_WEIGHTS``);
+- ``--weights DIR``: a saved π-DOC model for every tab (default ``$PIDOC_WEIGHTS``, else the
+  shipped ``paper`` model, and for the Observations tab the shipped ``wide`` model when it is
+  shipped);
 - ``--snapshots DIR``: a directory of the user's snapshot files, read by
   :func:`pidoc_core.readers.read_snapshot` and offered beside the embedded analogues (fixed when
   the server starts, never typed into the page); ``--no-embedded`` offers only that directory;
@@ -29,7 +31,7 @@ import panel as pn
 
 from app.views import ExploreView, ObservationView, TestSetView
 from pidoc_core.evolution import paper_runs
-from pidoc_core.model import PiDOC
+from pidoc_core.model import SHIPPED_MODELS, PiDOC, is_saved_model, observation_model
 
 pn.extension(inline=True, loading_indicator=True,
              disconnect_notification="Connection to the π-DOC server lost: the plots and numbers "
@@ -83,7 +85,7 @@ def _aggregates():
 def _mock_table3():
     from astropy.table import Table
 
-    default = Path(MODEL.provenance.get("loaded_from", ".")) / "mock_table3.ecsv"
+    default = Path(OBSERVATION_MODEL.provenance.get("loaded_from", ".")) / "mock_table3.ecsv"
     path = Path(OPTIONS.mock_table3) if OPTIONS.mock_table3 else default
     return Table.read(path, format="ascii.ecsv") if path.is_file() else None
 
@@ -91,6 +93,10 @@ def _mock_table3():
 SOURCES = pn.state.as_cached("pidoc-sources", _sources)
 MODEL = pn.state.as_cached("pidoc-model", lambda: PiDOC.load(OPTIONS.weights))
 AGGREGATES = pn.state.as_cached("pidoc-testset", _aggregates)
+# real images: the wide model when it is shipped (trained on clusters like the observed ones),
+# unless --weights names one model for every tab
+OBSERVATION_MODEL = (MODEL if OPTIONS.weights or not is_saved_model(SHIPPED_MODELS["wide"]) else
+                     pn.state.as_cached("pidoc-observation-model", observation_model))
 MOCK_TABLE3 = pn.state.as_cached("pidoc-mock-table3", _mock_table3)
 try:
     UPSILON = float(MODEL.provenance["training_mass_to_light"])
@@ -115,7 +121,7 @@ def dashboard() -> pn.viewable.Viewable:
         tabs.append(("Test set", pn.pane.Alert(
             "No test-set evaluation found: run `pidoc evaluate` and pass `--args --testset "
             "FILE.aggregates.nc`.", alert_type="info")))
-    tabs.append(("Observations", ObservationView(MODEL, max_upload_mb=UPLOAD_MB,
+    tabs.append(("Observations", ObservationView(OBSERVATION_MODEL, max_upload_mb=UPLOAD_MB,
                                                      mock_table=MOCK_TABLE3).panel()))
     return pn.Column(pn.pane.Markdown(INTRO, margin=(0, 10)), tabs)
 

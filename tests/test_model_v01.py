@@ -251,12 +251,36 @@ def test_missing_and_corrupt_release_files_are_named(release_copy, tmp_path):
         PiDOC.from_v01(release_copy)
 
 
-def test_load_without_shipped_weights(monkeypatch):
-    if (DEFAULT_WEIGHTS_DIR / MANIFEST_NAME).is_file():  # once a model is shipped
-        assert PiDOC.load() is not None
-    else:
-        with pytest.raises(ModelError, match="no trained pi-DOC model is shipped"):
-            PiDOC.load()
+def test_load_without_shipped_weights(monkeypatch, tmp_path):
+    from pidoc_core.model import io
+
+    monkeypatch.setitem(io.SHIPPED_MODELS, "paper", tmp_path / "pidoc")
+    monkeypatch.setattr(io, "DEFAULT_WEIGHTS_DIR", tmp_path / "pidoc")
+    with pytest.raises(ModelError, match=r"^the paper model is not shipped in this version: "
+                                         r".*pidoc/manifest\.json does not exist"):
+        PiDOC.load()
+
+
+def test_shipped_models_by_name(monkeypatch, tmp_path, small_pidoc):
+    """'paper' and 'wide' name the shipped models; one not shipped is a clear error; a directory
+    of that name in the working directory is taken as the directory."""
+    from pidoc_core.model import SHIPPED_MODELS, io, resolve_model_path
+
+    assert resolve_model_path("paper") == resolve_model_path(None) == DEFAULT_WEIGHTS_DIR
+    assert SHIPPED_MODELS["wide"] == DEFAULT_WEIGHTS_DIR.parent / "pidoc-wide"
+    monkeypatch.setitem(io.SHIPPED_MODELS, "wide", tmp_path / "pidoc-wide")
+    for load in (PiDOC.load, open_model):
+        with pytest.raises(ModelError, match=r"^the wide model is not shipped in this version: "
+                                             r".*pidoc-wide/manifest\.json does not exist\. "
+                                             r"Shipped: (paper|none);"):
+            load("wide")
+    small_pidoc.save(tmp_path / "pidoc-wide")
+    assert PiDOC.load("wide").provenance["loaded_from"] == str(tmp_path / "pidoc-wide")
+    assert open_model("wide").provenance["loaded_from"] == str(tmp_path / "pidoc-wide")
+    monkeypatch.chdir(tmp_path)
+    small_pidoc.save(tmp_path / "paper")
+    assert resolve_model_path("paper") == Path("paper")
+    assert PiDOC.load("paper").provenance["loaded_from"] == "paper"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -448,3 +472,22 @@ def test_from_v01_finds_files_in_the_authors_layout(tmp_path):
     pidoc = PiDOC.from_v01(root)
     assert pidoc.has_age_distance and not pidoc.has_mass
     assert pidoc.standardisation["distance_age_mean"] == pytest.approx(29.628756)
+
+
+def test_model_name_and_the_observation_default(monkeypatch, tmp_path, small_pidoc):
+    """A model says which one it is (a shipped name, else its directory); real images default to
+    the wide model once it is shipped, else to the paper model."""
+    from pidoc_core.model import io, observation_model
+
+    assert small_pidoc.name == "pi-DOC (not saved)"
+    saved = small_pidoc.save(tmp_path / "mine")
+    assert PiDOC.load(saved).name == str(saved)
+    assert small_pidoc.predict(np.full((32, 32), -5.4)).attrs["model"] == "pi-DOC (not saved)"
+    monkeypatch.setitem(io.SHIPPED_MODELS, "paper", tmp_path / "paper-dir")
+    monkeypatch.setitem(io.SHIPPED_MODELS, "wide", tmp_path / "wide-dir")
+    small_pidoc.save(tmp_path / "paper-dir")
+    assert observation_model().name == "paper"  # no wide model shipped
+    small_pidoc.save(tmp_path / "wide-dir")
+    assert observation_model().name == "wide"
+    assert observation_model("paper").name == "paper"
+    assert observation_model(saved).name == str(saved)

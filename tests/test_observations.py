@@ -440,7 +440,8 @@ def test_cli_predict_end_to_end(mock_fits, tiny_model, tmp_path, capsys):
     for suffix in (".nc", ".png", ".html"):
         assert (tmp_path / "res" / f"ngc5053{suffix}").is_file()
     out = capsys.readouterr().out
-    assert "training range: inside" in out
+    assert f"training range: inside; model: {weights}" in out  # which model answered
+    assert xr.load_dataset(tmp_path / "res" / "ngc5053.nc").attrs["model"] == str(weights)
     with pytest.raises(SystemExit):
         parser.parse_args([str(mock_fits), "--out", "x"])  # neither --centre nor --cluster
     bad = parser.parse_args(["--g", str(mock_fits), "--cluster", "NGC 5053", "--out", "x"])

@@ -94,6 +94,9 @@ def test_upload_predict_updates_maps_numbers_and_verdict(view, fits_bytes, model
     assert f"{ml:.2f}" in html and f"{lum:,.0f}" in html and f"{float(ds.age):.1f}" in html
     # beside ours: the paper's v0.1 predictions and the literature for NGC 5053 (Table 3)
     assert "1.76" in html and "2.60 ± 0.59" in html and "16.8" in html and "12.2" in html
+    # and which model answered (this test's model is not saved: no shipped name, no directory)
+    assert ds.attrs["model"] == "pi-DOC (not saved)"
+    assert "Answered by a model that is not saved." in html
     # the verdict is shown: a Plummer field of a few 1000 Lsun at 17.4 kpc is inside
     assert view.verdict.visible and view.verdict.alert_type == "success"
     assert "Inside" in view.verdict.object

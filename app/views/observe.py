@@ -33,7 +33,7 @@ from pidoc_core.observations import (ObservationInputError, RangeWarning, load_c
 
 from .figures import TOOLS, colour_limits, map_figure
 
-__all__ = ["ObservationView", "dashboard_words"]
+__all__ = ["ObservationView", "dashboard_words", "model_words"]
 
 _LOG = logging.getLogger(__name__)
 _MB = 1024 * 1024
@@ -62,6 +62,18 @@ def dashboard_words(message: str) -> str:
     for pattern, words in _WORDS:
         message = pattern.sub(words, message)
     return message
+
+
+def model_words(name: str) -> str:
+    """Which model answered, in words (``PiDOC.name``: a shipped model's name or a directory).
+
+    >>> model_words("wide")
+    'the wide model (trained on the grid of runs that spans the paper\'s Table 3 clusters)'
+    """
+    return {"paper": "the paper model (trained on the paper's protocol: three 50,000-star runs)",
+            "wide": "the wide model (trained on the grid of runs that spans the paper's Table 3 "
+                    "clusters)",
+            "pi-DOC (not saved)": "a model that is not saved"}.get(name, f"the model in {name}")
 
 
 def _fmt(value, spec=".3g"):
@@ -435,7 +447,8 @@ class ObservationView(param.Parameterized):
         intro = (f"L<sub>V</sub> and M/L at {a['distance_used_kpc']:g} kpc "
                  f"({html.escape(str(a['distance_source']))}); A_V = "
                  f"{a.get('extinction_av_mag', 0.0):g} mag. "
-                 f"{html.escape(self.network_sentence(ds))}")
+                 f"{html.escape(self.network_sentence(ds))} "
+                 f"Answered by {html.escape(model_words(str(a.get('model', ''))))}.")
         foot = ""
         if a.get("cluster") in self._catalogue:
             foot = ("<br><small>Literature: field L<sub>V</sub> and distance as in the paper's "

@@ -28,8 +28,9 @@ save/load), :mod:`.v01` (Keras 2 import), :mod:`.predict` (checked input, XLA ba
 :mod:`.spec` (outputs, units, standardisation keys, :class:`ModelError`).
 """
 
-from .container import PiDOC, open_model
-from .io import DEFAULT_WEIGHTS_DIR, MANIFEST_NAME, is_saved_model, manifest_path
+from .container import PiDOC, observation_model, open_model
+from .io import (DEFAULT_WEIGHTS_DIR, MANIFEST_NAME, SHIPPED_MODELS, is_saved_model, manifest_path,
+                 resolve_model_path)
 from .spec import OUTPUT_UNITS, OUTPUTS, STANDARDISATION_KEYS, ModelError
 
 _STANDARDISATION_KEYS = STANDARDISATION_KEYS  # the name before the split; kept for old imports
@@ -41,8 +42,11 @@ __all__ = [
     "OUTPUT_UNITS",
     "MANIFEST_NAME",
     "DEFAULT_WEIGHTS_DIR",
+    "SHIPPED_MODELS",
     "STANDARDISATION_KEYS",
     "open_model",
+    "observation_model",
     "is_saved_model",
     "manifest_path",
+    "resolve_model_path",
 ]

@@ -15,12 +15,12 @@ import keras
 import numpy as np
 
 from .. import networks
-from .io import SavedModelIO, is_saved_model
+from .io import SHIPPED_MODELS, SavedModelIO, is_saved_model, resolve_model_path
 from .predict import Predictor
 from .spec import OUTPUTS, STANDARDISATION_KEYS, ModelError, as_float_or_pair
 from .v01 import V01Import
 
-__all__ = ["PiDOC", "open_model"]
+__all__ = ["PiDOC", "open_model", "observation_model"]
 
 _STANDARDISATION_KEYS = STANDARDISATION_KEYS
 
@@ -154,6 +154,18 @@ class PiDOC(Predictor, SavedModelIO, V01Import):
         return out
 
     # -- properties --------------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        """Which model this is, in words: a shipped model's name (``'paper'``, ``'wide'``), else
+        the directory it was loaded from, else ``'pi-DOC (not saved)'``."""
+        loaded = self.provenance.get("loaded_from")
+        if loaded is None:
+            return "pi-DOC (not saved)"
+        for name, directory in SHIPPED_MODELS.items():
+            if Path(loaded).resolve() == Path(directory).resolve():
+                return name
+        return str(loaded)
 
     @property
     def has_mass(self) -> bool:
@@ -291,7 +303,9 @@ def open_model(path: str | os.PathLike | None = None) -> PiDOC:
     path : path-like, optional
         A directory written by :meth:`PiDOC.save` (it holds a manifest; loaded with
         :meth:`PiDOC.load`, checksums verified) or else the authors' v0.1 release directory
-        (:meth:`PiDOC.from_v01`). ``None``: the shipped model in ``weights/pidoc/``.
+        (:meth:`PiDOC.from_v01`), or a shipped model's name (``'paper'``, ``'wide'``;
+        :data:`~pidoc_core.model.io.SHIPPED_MODELS`). ``None``: the shipped ``'paper'`` model in
+        ``weights/pidoc/``.
 
     Returns
     -------
@@ -302,9 +316,15 @@ def open_model(path: str | os.PathLike | None = None) -> PiDOC:
     ModelError
         As :meth:`PiDOC.load` or :meth:`PiDOC.from_v01`; the message names the file.
     """
-    if path is None:
-        return PiDOC.load()
-    path = Path(path)
-    if is_saved_model(path):
+    path = resolve_model_path(path)
+    if is_saved_model(path) or path in SHIPPED_MODELS.values():
         return PiDOC.load(path)
     return PiDOC.from_v01(path)
+
+
+def observation_model(path: str | os.PathLike | None = None) -> PiDOC:
+    """The model for real images: ``path`` (as :func:`open_model`), else the shipped ``'wide'``
+    model (trained on clusters like the observed ones) when it is shipped, else ``'paper'``."""
+    if path is not None:
+        return open_model(path)
+    return open_model("wide" if is_saved_model(SHIPPED_MODELS["wide"]) else "paper")

@@ -26,7 +26,9 @@ from .spec import OUTPUT_UNITS, OUTPUTS, ModelError
 __all__ = [
     "MANIFEST_NAME",
     "DEFAULT_WEIGHTS_DIR",
+    "SHIPPED_MODELS",
     "SavedModelIO",
+    "resolve_model_path",
     "is_saved_model",
     "manifest_path",
     "sha256",
@@ -36,6 +38,27 @@ __all__ = [
 MANIFEST_NAME = "manifest.json"
 #: Where the shipped, trained model lives in the repository.
 DEFAULT_WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights" / "pidoc"
+#: Shipped models by name: ``paper``, trained on the paper's protocol (its three N = 50,000
+#: runs; the numbers of the model card), and ``wide``, trained on the grid that spans the paper's
+#: Table 3 clusters (``pidoc dataset build --preset wide``), shipped once it is trained.
+SHIPPED_MODELS = {"paper": DEFAULT_WEIGHTS_DIR,
+                  "wide": DEFAULT_WEIGHTS_DIR.parent / "pidoc-wide"}
+
+
+def resolve_model_path(path=None) -> Path:
+    """The directory of a model: a shipped model's name (:data:`SHIPPED_MODELS`; ``None`` is
+    ``'paper'``) or a path. A name that is also an existing directory is taken as the directory.
+
+    Examples
+    --------
+    >>> resolve_model_path("paper") == resolve_model_path() == DEFAULT_WEIGHTS_DIR
+    True
+    """
+    if path is None:
+        return DEFAULT_WEIGHTS_DIR
+    if isinstance(path, str) and path in SHIPPED_MODELS and not Path(path).is_dir():
+        return SHIPPED_MODELS[path]
+    return Path(path)
 
 _FORMAT = "pidoc-weights"
 _FORMAT_VERSION = 1
@@ -118,9 +141,10 @@ class SavedModelIO:
 
         Parameters
         ----------
-        path : path-like, optional
-            The directory holding ``manifest.json``. ``None``: the shipped model,
-            ``weights/pidoc/`` in the repository.
+        path : path-like or str, optional
+            The directory holding ``manifest.json``, or a shipped model's name
+            (:data:`SHIPPED_MODELS`: ``'paper'``, ``'wide'``). ``None``: ``'paper'``, the
+            shipped model in ``weights/pidoc/``.
 
         Returns
         -------
@@ -133,12 +157,15 @@ class SavedModelIO:
             manifest, a missing file or a sha256 mismatch (naming the file), weights that do not
             fit the recorded architecture.
         """
-        directory = DEFAULT_WEIGHTS_DIR if path is None else Path(path)
-        if path is None and not is_saved_model(directory):
+        directory = resolve_model_path(path)
+        shipped = [name for name, d in SHIPPED_MODELS.items() if d == directory]
+        if (path is None or shipped) and not is_saved_model(directory):
             raise ModelError(
-                f"no trained pi-DOC model is shipped yet: {manifest_path(directory)} does not "
-                "exist. Load a model directory with PiDOC.load(path), or the authors' v0.1 "
-                "release with PiDOC.from_v01('weights/pidoc-v0.1') (age/distance network only)."
+                f"the {shipped[0] if shipped else 'paper'} model is not shipped in this "
+                f"version: {manifest_path(directory)} does not exist. Shipped: "
+                f"{', '.join(n for n, d in SHIPPED_MODELS.items() if is_saved_model(d)) or 'none'};"
+                " load a model directory with PiDOC.load(path), or the authors' v0.1 release "
+                "with PiDOC.from_v01('weights/pidoc-v0.1') (age/distance network only)."
             )
         manifest = read_manifest(directory)
         where, files = manifest_path(directory), manifest.get("files", {})

@@ -244,7 +244,7 @@ class Predictor:
         if calibration:
             self._add_intervals(data_vars, calibration, choice, attrs.get("distance_source"),
                                 None if given is None else given)
-        attrs["model"] = self.provenance.get("source", "pi-DOC")
+        attrs["model"] = self.name
         if "loaded_from" in self.provenance:
             attrs["model_path"] = self.provenance["loaded_from"]
         ds = xr.Dataset(data_vars, attrs=attrs)

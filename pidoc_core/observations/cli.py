@@ -37,8 +37,9 @@ def add_predict_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentP
                         help="FITS extension of the image: index or EXTNAME (default: the first "
                              "HDU with 2-D data)")
     parser.add_argument("--weights", default=None,
-                        help="saved model directory or the v0.1 release directory "
-                             "(default: the shipped model)")
+                        help="saved model directory, the v0.1 release directory or a shipped "
+                             "model's name (paper, wide; default: wide when it is shipped, else "
+                             "paper)")
     parser.add_argument("--out", required=True,
                         help="output prefix: writes PREFIX.nc, PREFIX.png, PREFIX.html")
     return parser
@@ -50,10 +51,10 @@ def _hdu_arg(text: str):
 
 
 def _load_model(weights):
-    from ..model import ModelError, open_model
+    from ..model import ModelError, observation_model
 
     try:
-        return open_model(weights)
+        return observation_model(weights)
     except ModelError as exc:
         raise SystemExit(f"pidoc predict: {exc}") from None
 
@@ -93,7 +94,7 @@ def run_predict(args) -> int:
           f"M/L_V = {_fmt(float(ds['mass_to_light']), '.3g')}, "
           f"age = {_fmt(float(ds['age']), '.3g')} Gyr, "
           f"d = {_fmt(float(ds['distance']), '.3g')} kpc")
-    print(f"training range: {ds.attrs['range_verdict']}")
+    print(f"training range: {ds.attrs['range_verdict']}; model: {ds.attrs['model']}")
     for w in caught:
         if issubclass(w.category, RangeWarning):
             print(f"WARNING: {w.message}", file=sys.stderr)

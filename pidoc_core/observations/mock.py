@@ -224,7 +224,7 @@ def mock_table3(model, *, sources: Mapping | None = None, matches: list | None =
     for name, unit in units.items():
         if name in table.colnames:
             table[name].unit = unit
-    table.meta.update(model=str(model.provenance.get("loaded_from", "pi-DOC")),
+    table.meta.update(model=model.name,
                       psf_fwhm_arcsec=float(psf_fwhm_arcsec), match_scales=dict(MATCH_SCALES),
                       truth="true_ml: field mass / field luminosity of the mock (Msun/Lsun); "
                             "the mock's age and distance are the catalogue's")
@@ -242,7 +242,8 @@ def write_mock_table3(table, path) -> None:
 def add_mock_table3_arguments(parser):
     """Arguments of ``pidoc mock-table3 [--weights DIR] [--psf ARCSEC] --out TABLE.ecsv``."""
     parser.add_argument("--weights", default=None,
-                        help="saved model directory (default: the shipped model)")
+                        help="saved model directory or a shipped model's name (paper, wide; "
+                             "default: as pidoc predict)")
     parser.add_argument("--psf", type=float, default=PSF_FWHM_ARCSEC,
                         help=f"seeing of the mocks, arcsec (default {PSF_FWHM_ARCSEC:g})")
     parser.add_argument("--out", required=True, help="output table (ECSV)")
@@ -252,10 +253,10 @@ def add_mock_table3_arguments(parser):
 def run_mock_table3(args) -> int:
     """Run ``pidoc mock-table3``: match the wide grid's runs to the 17 clusters (their set-ups
     are cached after the first run, ~1 min each), predict, print and write the table."""
-    from ..model import ModelError, open_model
+    from ..model import ModelError, observation_model
 
     try:
-        model = open_model(args.weights)
+        model = observation_model(args.weights)
     except ModelError as exc:
         raise SystemExit(f"pidoc mock-table3: {exc}") from None
     table = mock_table3(model, psf_fwhm_arcsec=args.psf, progress=True)

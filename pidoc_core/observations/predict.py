@@ -109,7 +109,7 @@ def predict_flux_map(flux_ds: xr.Dataset, model, *, distance_kpc: float | None =
         range_reasons=" | ".join(verdict.reasons),
         range_notes=" | ".join(verdict.notes),
         range_reference=verdict.reference,
-        model=str(pred.attrs.get("model", "pi-DOC")),
+        model=model.name,
         mass_network=str(pred.attrs.get("mass_network", "none")),
         mass_floor_msun=MASS_FLOOR,
     )
