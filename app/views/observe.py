@@ -67,8 +67,8 @@ def dashboard_words(message: str) -> str:
 def model_words(name: str) -> str:
     """Which model answered, in words (``PiDOC.name``: a shipped model's name or a directory).
 
-    >>> model_words("wide")
-    'the wide model (trained on the grid of runs that spans the paper\'s Table 3 clusters)'
+    >>> print(model_words("wide"))
+    the wide model (trained on the grid of runs that spans the paper's Table 3 clusters)
     """
     return {"paper": "the paper model (trained on the paper's protocol: three 50,000-star runs)",
             "wide": "the wide model (trained on the grid of runs that spans the paper's Table 3 "
