@@ -107,6 +107,7 @@ def test_table_holds_truth_predictions_and_the_papers_numbers(toy, tiny_model): 
         assert row["pidoc_ml_flux_only"] == pytest.approx(row["pidoc_ml"], rel=1e-5)
         # no calibrated intervals in this model: the bounds are NaN, not made up
         assert np.isnan([row["pidoc_ml_lo"], row["pidoc_age_hi"], row["pidoc_distance_lo"]]).all()
+    assert not any(table["run_in_training"])  # the tiny model is not saved: no training record
     assert list(table["paper_ml"]) == [1.1, 0.5]
     assert list(table["paper_age"]) == [10.0, 3.0]
     assert table["true_ml"].unit == u.solMass / u.solLum
@@ -127,3 +128,18 @@ def test_table_round_trips_through_ecsv_with_units(toy, tiny_model, tmp_path):  
     np.testing.assert_allclose(back["pidoc_ml"], table["pidoc_ml"], rtol=1e-12)
     assert back.meta["match_scales"] == MATCH_SCALES
     assert [p.name for p in tmp_path.iterdir()] == ["mock_table3.ecsv"]
+
+
+def test_training_runs_come_from_the_manifest(tiny_model, tmp_path):  # noqa: F811
+    import json
+
+    from pidoc_core.model import PiDOC
+    from pidoc_core.observations.mock import training_runs
+
+    saved = tiny_model.save(tmp_path / "m")
+    manifest = json.loads((saved / "manifest.json").read_text())
+    manifest["training"] = {"mass": {"data": {"train_info": {"runs": {"W01": 10, "W02": 5}}}},
+                            "age_distance": {"data": {"train_info": {"runs": {"W03": 7}}}}}
+    (saved / "manifest.json").write_text(json.dumps(manifest))
+    assert training_runs(PiDOC.load(saved)) == {"W01", "W02", "W03"}
+    assert training_runs(tiny_model) == set()

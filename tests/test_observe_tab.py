@@ -290,6 +290,7 @@ def _mock_rows():
                  pidoc_ml_flux_only=2.25, pidoc_age=12.5, pidoc_age_lo=nan, pidoc_age_hi=nan,
                  pidoc_distance=14.0, pidoc_distance_lo=nan, pidoc_distance_hi=nan,
                  range_verdict="outside", paper_ml=0.772, paper_age=14.9, paper_distance=16.2)]
+    rows[0]["run_in_training"], rows[1]["run_in_training"] = False, True
     table = Table(rows=rows)
     table.meta["psf_fwhm_arcsec"] = 1.0
     return table
@@ -314,6 +315,8 @@ def test_mock_table3_is_shown_for_the_chosen_cluster_and_in_full(model):
     assert frame.loc[1, "M/L π-DOC [68 %]"] == "2.25"
     assert frame.loc[0, "L_FoV: cluster / mock (Lsun)"] == "341 / 705"
     assert frame.loc[1, "training range"] == "outside"
+    assert frame.loc[1, "grid run"] == "W04 N50k rh8 Rg30 FeH-0.4 (a training run)"
+    assert frame.loc[0, "grid run"] == "W17 N50k rh8 Rg15 FeH-1.6 BH"
 
 
 def test_without_a_mock_table3_the_tab_says_how_to_make_one(model):

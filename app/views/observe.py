@@ -503,7 +503,10 @@ class ObservationView(param.Parameterized):
         records = []
         for row in self.mock_table:
             records.append({
-                "cluster": str(row["name"]), "grid run": str(row["run"]),
+                "cluster": str(row["name"]),
+                "grid run": str(row["run"]) + (" (a training run)" if "run_in_training"
+                                               in row.colnames and row["run_in_training"]
+                                               else ""),
                 "L_FoV: cluster / mock (Lsun)": f"{float(row['l_fov']):,.0f} / "
                                                 f"{float(row['mock_l_fov']):,.0f}",
                 "d (kpc)": f"{float(row['distance_kpc']):g}",

@@ -23,8 +23,10 @@ own L_FoV, r_h and [Fe/H] are in the table, so how close the grid comes to each 
 
 What the table holds (:func:`mock_table3`)
 ------------------------------------------
-Per cluster: the catalogue's distance, age, [Fe/H], L_FoV and r_h; the matched run and the mock's
-L_FoV, r_h and [Fe/H]; the mock's truth (field M/L_V = field mass / field luminosity); π-DOC's
+Per cluster: the catalogue's distance, age, [Fe/H], L_FoV and r_h; the matched run, whether the
+model was trained on that run (``run_in_training``: its other snapshots or distances, never this
+exact mock unless the age and distance fall on its training grid), and the mock's L_FoV, r_h and
+[Fe/H]; the mock's truth (field M/L_V = field mass / field luminosity); π-DOC's
 field M/L_V with the catalogue distance given (the default network for that case, as
 :func:`~pidoc_core.observations.predict_flux_map` runs it on a real image) and, when the model
 has one, the flux-only network's (the paper's network); π-DOC's age and distance; their 68 %
@@ -41,6 +43,7 @@ from collections.abc import Mapping
 import numpy as np
 
 __all__ = ["MATCH_SCALES", "PSF_FWHM_ARCSEC", "catalogue_age_gyr", "match_mocks", "mock_table3",
+           "training_runs",
            "write_mock_table3", "add_mock_table3_arguments", "run_mock_table3"]
 
 #: Scales of the match distance: log10 L_FoV (dex), log10 r_h (dex), [Fe/H] (dex).
@@ -134,6 +137,23 @@ def match_mocks(sources: Mapping, *, catalogue=None, feh: Mapping | None = None,
     return best
 
 
+def training_runs(model) -> set:
+    """Names of the runs any of the model's networks was trained on, from its manifest's
+    training records (empty when the model is not saved or records none)."""
+    from pathlib import Path
+
+    from ..model.io import read_manifest
+
+    loaded = model.provenance.get("loaded_from")
+    if loaded is None:
+        return set()
+    runs = set()
+    for record in read_manifest(Path(loaded)).get("training", {}).values():
+        info = record.get("data", {}).get("train_info", {}) if isinstance(record, dict) else {}
+        runs.update(info.get("runs", {}))
+    return runs
+
+
 def _bounds(ds, key):
     return tuple(float(ds[f"{key}_{b}"]) if f"{key}_{b}" in ds else math.nan for b in ("lo", "hi"))
 
@@ -181,6 +201,7 @@ def mock_table3(model, *, sources: Mapping | None = None, matches: list | None =
         matches = match_mocks(sources, catalogue=cat, psf_fwhm_arcsec=psf_fwhm_arcsec,
                               progress=progress)
     by_name = {str(row["name"]): row for row in cat}
+    seen = training_runs(model)
     rows = []
     for m in matches:
         lit = by_name[m["name"]]
@@ -200,7 +221,7 @@ def mock_table3(model, *, sources: Mapping | None = None, matches: list | None =
             fo = model.predict(obs["flux"].values, mass_network="flux-only")
             ml_flux_only = float(fo["field_mass"].values[0]) / lum
         rows.append({
-            **m, "l_fov": float(lit["l_fov"]), "r_h_arcmin": float(lit["r_h"]),
+            **m, "run_in_training": m["run"] in seen, "l_fov": float(lit["l_fov"]), "r_h_arcmin": float(lit["r_h"]),
             "fe_h": float(lit["fe_h"]),
             "true_ml": float(obs.attrs["field_mass_msun"]) / float(obs.attrs["field_luminosity_v_lsun"]),
             "pidoc_ml": float(pred["mass_to_light"]), "pidoc_ml_lo": mass_lo / lum,
