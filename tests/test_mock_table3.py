@@ -128,6 +128,13 @@ def test_table_round_trips_through_ecsv_with_units(toy, tiny_model, tmp_path):  
     np.testing.assert_allclose(back["pidoc_ml"], table["pidoc_ml"], rtol=1e-12)
     assert back.meta["match_scales"] == MATCH_SCALES
     assert [p.name for p in tmp_path.iterdir()] == ["mock_table3.ecsv"]
+    # the matches read back are those the table was made from, so another model reuses them
+    from pidoc_core.observations.mock import matches_from_table
+
+    again = matches_from_table(back)
+    assert again == match_mocks(sources, catalogue=cat, feh=feh)
+    with pytest.raises(ValueError, match=r"no column\(s\) \['run'\]: not a mock Table 3"):
+        matches_from_table(back[[c for c in back.colnames if c != "run"]])
 
 
 def test_training_runs_come_from_the_manifest(tiny_model, tmp_path):  # noqa: F811

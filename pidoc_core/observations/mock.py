@@ -43,7 +43,7 @@ from collections.abc import Mapping
 import numpy as np
 
 __all__ = ["MATCH_SCALES", "PSF_FWHM_ARCSEC", "catalogue_age_gyr", "match_mocks", "mock_table3",
-           "training_runs",
+           "training_runs", "matches_from_table",
            "write_mock_table3", "add_mock_table3_arguments", "run_mock_table3"]
 
 #: Scales of the match distance: log10 L_FoV (dex), log10 r_h (dex), [Fe/H] (dex).
@@ -267,8 +267,24 @@ def add_mock_table3_arguments(parser):
                              "default: as pidoc predict)")
     parser.add_argument("--psf", type=float, default=PSF_FWHM_ARCSEC,
                         help=f"seeing of the mocks, arcsec (default {PSF_FWHM_ARCSEC:g})")
+    parser.add_argument("--matches-from", default=None, metavar="TABLE",
+                        help="reuse the matched mocks of an earlier table (ECSV) instead of "
+                             "matching again (the matching does not depend on the model)")
     parser.add_argument("--out", required=True, help="output table (ECSV)")
     return parser
+
+
+_MATCH_KEYS = ("name", "run", "age_gyr", "distance_kpc", "match_distance", "mock_l_fov",
+               "mock_r_h_arcmin", "mock_fe_h")
+
+
+def matches_from_table(table) -> list[dict]:
+    """The matched mocks recorded in an earlier :func:`mock_table3` table (plain numbers)."""
+    missing = [k for k in _MATCH_KEYS if k not in table.colnames]
+    if missing:
+        raise ValueError(f"the table has no column(s) {missing}: not a mock Table 3")
+    return [{k: (str(row[k]) if k in ("name", "run") else float(row[k])) for k in _MATCH_KEYS}
+            for row in table]
 
 
 def run_mock_table3(args) -> int:
@@ -280,7 +296,15 @@ def run_mock_table3(args) -> int:
         model = observation_model(args.weights)
     except ModelError as exc:
         raise SystemExit(f"pidoc mock-table3: {exc}") from None
-    table = mock_table3(model, psf_fwhm_arcsec=args.psf, progress=True)
+    matches = None
+    if args.matches_from:
+        from astropy.table import Table
+
+        try:
+            matches = matches_from_table(Table.read(args.matches_from, format="ascii.ecsv"))
+        except (OSError, ValueError) as exc:
+            raise SystemExit(f"pidoc mock-table3: --matches-from {args.matches_from}: {exc}") from None
+    table = mock_table3(model, psf_fwhm_arcsec=args.psf, progress=True, matches=matches)
     write_mock_table3(table, args.out)
     for row in table:
         print(f"{row['name']:<9} {row['run']:<34} L_FoV {row['l_fov']:>7.0f} mock {row['mock_l_fov']:>7.0f}"
