@@ -70,7 +70,7 @@ def model_words(name: str) -> str:
     >>> print(model_words("wide"))
     the wide model (trained on the grid of runs that spans the paper's Table 3 clusters)
     """
-    return {"paper": "the paper model (trained on the paper's protocol: three 50,000-star runs)",
+    return {"paper": "the paper model (trained on the paper's protocol: 50,000-star runs)",
             "wide": "the wide model (trained on the grid of runs that spans the paper's Table 3 "
                     "clusters)",
             "pi-DOC (not saved)": "a model that is not saved"}.get(name, f"the model in {name}")

@@ -38,8 +38,8 @@ __all__ = [
 MANIFEST_NAME = "manifest.json"
 #: Where the shipped, trained model lives in the repository.
 DEFAULT_WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights" / "pidoc"
-#: Shipped models by name: ``paper``, trained on the paper's protocol (its three N = 50,000
-#: runs; the numbers of the model card), and ``wide``, trained on the grid that spans the paper's
+#: Shipped models by name: ``paper``, trained on the paper's protocol (its N = 50,000 runs; the
+#: numbers of the model card), and ``wide``, trained on the grid that spans the paper's
 #: Table 3 clusters (``pidoc dataset build --preset wide``), shipped once it is trained.
 SHIPPED_MODELS = {"paper": DEFAULT_WEIGHTS_DIR,
                   "wide": DEFAULT_WEIGHTS_DIR.parent / "pidoc-wide"}
@@ -55,7 +55,7 @@ def resolve_model_path(path=None) -> Path:
     True
     """
     if path is None:
-        return DEFAULT_WEIGHTS_DIR
+        return SHIPPED_MODELS["paper"]
     if isinstance(path, str) and path in SHIPPED_MODELS and not Path(path).is_dir():
         return SHIPPED_MODELS[path]
     return Path(path)
