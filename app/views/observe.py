@@ -533,7 +533,8 @@ class ObservationView(param.Parameterized):
             f"given, seeing {float(meta.get('psf_fwhm_arcsec', 1.0)):g}″. The mock's truth is "
             "known: M/L true is its field mass over its field luminosity, its age and distance "
             "the catalogue's. The last column is the paper's π-DOC on the real cluster (its "
-            "Table 3), for comparison, not a truth.</small>")
+            "Table 3), for comparison, not a truth. Ages below 0 Gyr are unphysical: the "
+            "network extrapolating far outside its training range.</small>")
         table = self.mock_table_frame().to_html(classes="pidoc-mock-table3", border=0,
                                                 index=False, justify="left")
         return pn.Card(pn.pane.HTML(intro + table, width=1000),
