@@ -112,6 +112,9 @@ def test_table_holds_truth_predictions_and_the_papers_numbers(toy, tiny_model): 
     assert list(table["paper_age"]) == [10.0, 3.0]
     assert table["true_ml"].unit == u.solMass / u.solLum
     assert table["pidoc_distance"].unit == u.kpc and table["mock_l_fov"].unit == u.solLum
+    with pytest.raises(ValueError, match=r"matches name run\(s\) \['W99'\] that are not among"):
+        mock_table3(tiny_model, sources=sources, catalogue=cat,
+                    matches=[dict(matches[0], run="W99")])
 
 
 def test_table_round_trips_through_ecsv_with_units(toy, tiny_model, tmp_path):  # noqa: F811

@@ -52,6 +52,9 @@ MATCH_SCALES = {"log_l_fov": 0.1, "log_r_h": 0.2, "fe_h": 0.6}
 PSF_FWHM_ARCSEC = 1.0
 #: Age assumed where Table 3 prints none (the paper's footnote 5), Gyr.
 _DEFAULT_AGE_GYR = 12.0
+#: Columns of a table that record its matched mocks (:func:`match_mocks`' keys).
+_MATCH_KEYS = ("name", "run", "age_gyr", "distance_kpc", "match_distance", "mock_l_fov",
+               "mock_r_h_arcmin", "mock_fe_h")
 
 
 def catalogue_age_gyr(row) -> float:
@@ -202,6 +205,9 @@ def mock_table3(model, *, sources: Mapping | None = None, matches: list | None =
                               progress=progress)
     by_name = {str(row["name"]): row for row in cat}
     seen = training_runs(model)
+    unknown = sorted({m["run"] for m in matches} - set(sources))
+    if unknown:
+        raise ValueError(f"matches name run(s) {unknown} that are not among the sources")
     rows = []
     for m in matches:
         lit = by_name[m["name"]]
@@ -217,13 +223,13 @@ def mock_table3(model, *, sources: Mapping | None = None, matches: list | None =
         age_lo, age_hi = _bounds(pred, "age")
         d_lo, d_hi = _bounds(pred, "distance")
         ml_flux_only = math.nan
-        if model.mass_network is not None:
+        if model.has_flux_only_mass:
             fo = model.predict(obs["flux"].values, mass_network="flux-only")
             ml_flux_only = float(fo["field_mass"].values[0]) / lum
+        truth = float(obs.attrs["field_mass_msun"]) / float(obs.attrs["field_luminosity_v_lsun"])
         rows.append({
-            **m, "run_in_training": m["run"] in seen, "l_fov": float(lit["l_fov"]), "r_h_arcmin": float(lit["r_h"]),
-            "fe_h": float(lit["fe_h"]),
-            "true_ml": float(obs.attrs["field_mass_msun"]) / float(obs.attrs["field_luminosity_v_lsun"]),
+            **m, "run_in_training": m["run"] in seen, "l_fov": float(lit["l_fov"]),
+            "r_h_arcmin": float(lit["r_h"]), "fe_h": float(lit["fe_h"]), "true_ml": truth,
             "pidoc_ml": float(pred["mass_to_light"]), "pidoc_ml_lo": mass_lo / lum,
             "pidoc_ml_hi": mass_hi / lum, "mass_network": pred.attrs["mass_network"],
             "pidoc_ml_flux_only": ml_flux_only,
@@ -274,10 +280,6 @@ def add_mock_table3_arguments(parser):
     return parser
 
 
-_MATCH_KEYS = ("name", "run", "age_gyr", "distance_kpc", "match_distance", "mock_l_fov",
-               "mock_r_h_arcmin", "mock_fe_h")
-
-
 def matches_from_table(table) -> list[dict]:
     """The matched mocks recorded in an earlier :func:`mock_table3` table (plain numbers)."""
     missing = [k for k in _MATCH_KEYS if k not in table.colnames]
@@ -303,14 +305,19 @@ def run_mock_table3(args) -> int:
         try:
             matches = matches_from_table(Table.read(args.matches_from, format="ascii.ecsv"))
         except (OSError, ValueError) as exc:
-            raise SystemExit(f"pidoc mock-table3: --matches-from {args.matches_from}: {exc}") from None
-    table = mock_table3(model, psf_fwhm_arcsec=args.psf, progress=True, matches=matches)
+            raise SystemExit(f"pidoc mock-table3: --matches-from {args.matches_from}: "
+                             f"{exc}") from None
+    try:
+        table = mock_table3(model, psf_fwhm_arcsec=args.psf, progress=True, matches=matches)
+    except ValueError as exc:
+        raise SystemExit(f"pidoc mock-table3: {exc}") from None
     write_mock_table3(table, args.out)
-    for row in table:
-        print(f"{row['name']:<9} {row['run']:<34} L_FoV {row['l_fov']:>7.0f} mock {row['mock_l_fov']:>7.0f}"
-              f"  M/L true {row['true_ml']:.2f} pi-DOC {row['pidoc_ml']:.2f} (paper {row['paper_ml']:.2f})"
-              f"  age {row['age_gyr']:.2f} pi-DOC {row['pidoc_age']:.1f}"
-              f"  d {row['distance_kpc']:.1f} pi-DOC {row['pidoc_distance']:.1f}"
-              f"  [{row['range_verdict']}]")
+    for r in table:
+        print(f"{r['name']:<9} {r['run']:<34} L_FoV {r['l_fov']:>7.0f} mock {r['mock_l_fov']:>7.0f}"
+              f"  M/L true {r['true_ml']:.2f} pi-DOC {r['pidoc_ml']:.2f}"
+              f" (paper {r['paper_ml']:.2f})"
+              f"  age {r['age_gyr']:.2f} pi-DOC {r['pidoc_age']:.1f}"
+              f"  d {r['distance_kpc']:.1f} pi-DOC {r['pidoc_distance']:.1f}"
+              f"  [{r['range_verdict']}]")
     print(f"wrote {args.out}")
     return 0
