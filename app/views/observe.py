@@ -76,6 +76,13 @@ def model_words(name: str) -> str:
             "pi-DOC (not saved)": "a model that is not saved"}.get(name, f"the model in {name}")
 
 
+def _with_interval(row, key, spec):
+    """``row[key]`` formatted, then its 68 % interval ``[key_lo, key_hi]`` when it has one."""
+    lo, hi = float(row[f"{key}_lo"]), float(row[f"{key}_hi"])
+    tail = f" [{_fmt(lo, spec)}, {_fmt(hi, spec)}]" if math.isfinite(lo) else ""
+    return _fmt(float(row[key]), spec) + tail
+
+
 def _fmt(value, spec=".3g"):
     try:
         value = float(value)
@@ -473,19 +480,14 @@ class ObservationView(param.Parameterized):
         if row is None:
             return ""
 
-        def interval(key, spec):
-            lo, hi = float(row[f"{key}_lo"]), float(row[f"{key}_hi"])
-            return f" [{_fmt(lo, spec)}, {_fmt(hi, spec)}]" if math.isfinite(lo) else ""
-
         return (
             f"<small><b>On a mock of {html.escape(str(row['name']))}</b> (grid run "
             f"{html.escape(str(row['run']))}: field L<sub>V</sub> {float(row['mock_l_fov']):,.0f} "
             f"Lsun, the cluster's {float(row['l_fov']):,.0f}) at {float(row['distance_kpc']):g} "
             f"kpc and {float(row['age_gyr']):g} Gyr, this model gives M/L<sub>V</sub> "
-            f"{_fmt(float(row['pidoc_ml']), '.2f')}{interval('pidoc_ml', '.2f')} against the "
-            f"mock's true {float(row['true_ml']):.2f}; age {_fmt(float(row['pidoc_age']), '.1f')}"
-            f"{interval('pidoc_age', '.1f')} Gyr; distance "
-            f"{_fmt(float(row['pidoc_distance']), '.1f')}{interval('pidoc_distance', '.1f')} kpc"
+            f"{_with_interval(row, 'pidoc_ml', '.2f')} against the mock's true "
+            f"{float(row['true_ml']):.2f}; age {_with_interval(row, 'pidoc_age', '.1f')} Gyr; "
+            f"distance {_with_interval(row, 'pidoc_distance', '.1f')} kpc"
             f" ({html.escape(str(row['range_verdict']))}). See “π-DOC on mocks of the Table 3 "
             "clusters” below.</small>")
 
@@ -493,12 +495,6 @@ class ObservationView(param.Parameterized):
         """The mock Table 3 as a display table: per cluster, truth, this model and the paper's
         π-DOC (on the real cluster)."""
         import pandas as pd
-
-        def cell(row, key, spec):
-            lo = float(row[f"{key}_lo"])
-            tail = (f" [{_fmt(lo, spec)}, {_fmt(float(row[f'{key}_hi']), spec)}]"
-                    if math.isfinite(lo) else "")
-            return _fmt(float(row[key]), spec) + tail
 
         records = []
         for row in self.mock_table:
@@ -512,11 +508,11 @@ class ObservationView(param.Parameterized):
                 "d (kpc)": f"{float(row['distance_kpc']):g}",
                 "age (Gyr)": f"{float(row['age_gyr']):g}",
                 "M/L true": f"{float(row['true_ml']):.2f}",
-                "M/L π-DOC [68 %]": cell(row, "pidoc_ml", ".2f"),
-                "age π-DOC [68 %]": cell(row, "pidoc_age", ".1f"),
-                "d π-DOC [68 %]": cell(row, "pidoc_distance", ".1f"),
+                "M/L π-DOC [68 %]": _with_interval(row, "pidoc_ml", ".2f"),
+                "age π-DOC [68 %]": _with_interval(row, "pidoc_age", ".1f"),
+                "d π-DOC [68 %]": _with_interval(row, "pidoc_distance", ".1f"),
                 "training range": str(row["range_verdict"]),
-                "paper's π-DOC on the real cluster: M/L, age, d":
+                "paper's π-DOC, real cluster: M/L, age, d":
                     f"{float(row['paper_ml']):.2f}, {float(row['paper_age']):.1f}, "
                     f"{float(row['paper_distance']):.1f}"})
         return pd.DataFrame.from_records(records)
@@ -537,9 +533,10 @@ class ObservationView(param.Parameterized):
             "network extrapolating far outside its training range.</small>")
         table = self.mock_table_frame().to_html(classes="pidoc-mock-table3", border=0,
                                                 index=False, justify="left")
-        return pn.Card(pn.pane.HTML(intro + table, width=1000),
+        # no wider than the maps' row, so the tab fits a 1280-px screen
+        return pn.Card(pn.pane.HTML(intro + table, width=900),
                        title="π-DOC on mocks of the Table 3 clusters", collapsed=True,
-                       width=1020)
+                       width=920)
 
     # ------------------------------------------------------------------------------- layout
     def panel(self) -> pn.viewable.Viewable:
