@@ -202,6 +202,27 @@ def test_summary_columns(evaluated):
     assert t2.loc[("GBT", "count"), "15"] == 3
 
 
+def test_summary_from_aggregates_equals_summary_from_maps(evaluated):
+    """The report takes each map's totals and profiles from the aggregates' one pass over the
+    maps; the numbers are those of evaluation.summary reading every map again."""
+    root, _, res = evaluated
+    test = D.open_dataset(root / "test.zarr")
+    pred = res.predictions
+    from_maps = ev.summary(test, {"π-DOC": xr.Dataset({"mass": pred["mass_pred"].variable}),
+                                  "constant M/L": xr.Dataset({"mass": pred["mass_const_ml"]
+                                                              .variable})})
+    rows = [r for r in from_maps.index if not r.startswith(("age", "distance"))]
+    for label in ("π-DOC", "constant M/L"):
+        np.testing.assert_allclose(res.summary.loc[rows, label].astype(float),
+                                   from_maps.loc[rows, label].astype(float), rtol=1e-5,
+                                   equal_nan=True, err_msg=label)
+    bad = xr.Dataset({"mass_true": ("sample", np.ones(2)), "mass_pred": ("sample", np.ones(2))})
+    with pytest.raises(ev.EvaluationError,
+                       match=r"^totals given for 2 maps, the test has \d+$"):
+        ev.summary(test, {"m": xr.Dataset({"mass": pred["mass_pred"].variable})},
+                   totals={"m": bad})
+
+
 def test_report_html(evaluated):
     root, _, res = evaluated
     assert res.report_path == root / "report.html"

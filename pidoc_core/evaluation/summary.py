@@ -91,15 +91,23 @@ def _mass_keys():
 
 
 def _mass_rows(rows, test, mass_pred, d_true, shifts, *, pixel_width, total_width,
-               low_mass_limit, min_count, min_share):
-    """Pixel (Fig. 5), total (Fig. 6) and profile (eq. 3) rows of one mass model."""
+               low_mass_limit, min_count, min_share, tot=None, prof=None):
+    """Pixel (Fig. 5), total (Fig. 6) and profile (eq. 3) rows of one mass model.
+
+    ``tot`` and ``prof`` are its :func:`map_totals` and :func:`radial_profiles` when already
+    computed (the report's aggregates); else they are computed from the maps.
+    """
     st = pixel_residual_statistics(test["mass"], mass_pred, width=pixel_width)
     for tag, lower in (("", None), ("_excl_low", low_mass_limit)):
         for k, (v, u) in binned_rows(st, "pixel_mpe", min_count=min_count, min_share=min_share,
                                      lower=lower, tag=tag).items():
             rows.put(k, v, u)
     rows.put("mass_r2", st.attrs["r2"], "")
-    tot = map_totals(test["mass"], mass_pred, test["flux"], d_true)
+    n = d_true.size
+    if tot is None:
+        tot = map_totals(test["mass"], mass_pred, test["flux"], d_true)
+    elif tot["mass_pred"].shape != (n,):
+        raise EvaluationError(f"totals given for {tot['mass_pred'].size} maps, the test has {n}")
     for key, t, p in (("total_mass", tot.mass_true.values, tot.mass_pred.values),
                       ("total_ml", tot.ml_true.values, tot.ml_pred.values)):
         binned = residual_statistics(np.log10(t), np.log10(p), width=total_width)
@@ -113,7 +121,11 @@ def _mass_rows(rows, test, mass_pred, d_true, shifts, *, pixel_width, total_widt
     for g in np.unique(np.round(d_true, 6)):
         sel = np.isclose(d_true, g)
         rows.put(f"total_mass_log_bias_{g:g}", float(np.mean(log_ratio[sel])), "dex")
-    prof = radial_profiles(test["mass"], mass_pred, test["flux"], d_true, *shifts)
+    if prof is None:
+        prof = radial_profiles(test["mass"], mass_pred, test["flux"], d_true, *shifts)
+    elif prof["mass_pred"].shape[0] != n:
+        raise EvaluationError(f"profiles given for {prof['mass_pred'].shape[0]} maps, the test "
+                              f"has {n}")
     inner = prof.radius_upper <= 20.0 + 1e-9
     mp, mt = prof.mass_pred.where(inner).values, prof.mass_true.where(inner).values
     ok = np.isfinite(mp) & np.isfinite(mt) & (mp > 0)
@@ -149,11 +161,12 @@ def _distance_rows(rows, d_true, d_pred):
     rows.put("distance_r2", r2_score(d_true, d_pred), "")
 
 
-def _coverage_rows(rows, test, pred, d_true, age_true):
+def _coverage_rows(rows, test, pred, d_true, age_true, field_mass_true=None):
     """Share of maps whose truth lies inside the predicted 68 % interval, where there is one."""
     truths = {"age": age_true, "distance": d_true}
     if "field_mass_lo" in pred.variables:
-        truths["field_mass"] = total_mass(test["mass"])
+        truths["field_mass"] = (total_mass(test["mass"]) if field_mass_true is None
+                                else np.asarray(field_mass_true, dtype=float))
     for key, truth in truths.items():
         lo, hi = f"{key}_lo", f"{key}_hi"
         if lo in pred.variables and hi in pred.variables:
@@ -180,7 +193,9 @@ def _frame(columns, units, *, paper, min_share):
 def summary(test: xr.Dataset, predictions: Mapping[str, xr.Dataset], *,
             pixel_width: float = 0.1, total_width: float = 0.05, age_width: float = 1.0,
             low_mass_limit: float = -1.0, min_count: int = 1,
-            min_share: float = DEFAULT_MIN_SHARE, paper: bool = True):
+            min_share: float = DEFAULT_MIN_SHARE, paper: bool = True,
+            totals: Mapping[str, xr.Dataset] | None = None,
+            profiles: Mapping[str, xr.Dataset] | None = None):
     """Headline numbers of Sect. 4 for several models side by side, with the paper's.
 
     Parameters
@@ -206,6 +221,13 @@ def summary(test: xr.Dataset, predictions: Mapping[str, xr.Dataset], *,
         (0.1 %). Stored in ``DataFrame.attrs["min_share"]``.
     paper : bool
         Add the columns ``paper`` and ``paper_source`` from :data:`PAPER_RESULTS`.
+    totals, profiles : mapping of str to xarray.Dataset, optional
+        Model name -> its :func:`~pidoc_core.evaluation.map_totals` (``mass_true``,
+        ``mass_pred``, ``ml_true``, ``ml_pred`` over ``sample``) and
+        :func:`~pidoc_core.evaluation.radial_profiles` (``mass_true``, ``mass_pred`` over
+        ``(sample, radius)`` with ``radius_upper``, arcsec) when already computed, e.g. from the
+        report's aggregates; models not named are computed from the maps. The pixel statistics
+        always read the maps.
 
     Returns
     -------
@@ -234,11 +256,13 @@ def summary(test: xr.Dataset, predictions: Mapping[str, xr.Dataset], *,
     units: dict[str, str] = {}
     columns: dict[str, dict[str, float]] = {}
     opts = dict(min_count=min_count, min_share=min_share)
+    totals, profiles = dict(totals or {}), dict(profiles or {})
     for name, pred in predictions.items():
         rows = _Rows(units)
         if "mass" in pred.variables:
             _mass_rows(rows, test, pred["mass"], d_true, shifts, pixel_width=pixel_width,
-                       total_width=total_width, low_mass_limit=low_mass_limit, **opts)
+                       total_width=total_width, low_mass_limit=low_mass_limit,
+                       tot=totals.get(name), prof=profiles.get(name), **opts)
         else:
             rows.nan(_mass_keys())
         if "age" in pred.variables:
@@ -250,7 +274,9 @@ def summary(test: xr.Dataset, predictions: Mapping[str, xr.Dataset], *,
             _distance_rows(rows, d_true, pred["distance"].values.astype(float))
         else:
             rows.nan(_distance_keys(groups))
-        _coverage_rows(rows, test, pred, d_true, age_true)
+        known = totals.get(name, next(iter(totals.values()), None))  # the truth is shared
+        _coverage_rows(rows, test, pred, d_true, age_true,
+                       None if known is None else known["mass_true"].values)
         both = "age" in pred.variables and "distance" in pred.variables
         rows.put("age_distance_r2", r2_score(
             np.concatenate([d_true, age_true]),

@@ -78,7 +78,22 @@ def _statistics(test, pred, agg, n, *, seed):
     return st
 
 
-def _summary(test, pred):
+def _known_totals(agg):
+    """The aggregates' per-map totals and mass profiles of each mass model, by display label."""
+    totals, profiles = {}, {}
+    for m, key in enumerate(agg.model.values):
+        label = MODEL_LABELS[str(key)]
+        totals[label] = xr.Dataset({v: ("sample", agg[v].values[m] if "model" in agg[v].dims
+                                        else agg[v].values)
+                                    for v in ("mass_true", "mass_pred", "ml_true", "ml_pred")})
+        profiles[label] = xr.Dataset(
+            {"mass_true": (("sample", "radius"), agg.profile_mass_true.values),
+             "mass_pred": (("sample", "radius"), agg.profile_mass_pred.values[m])},
+            coords={"radius_upper": ("radius", agg.radius_upper.values)})
+    return totals, profiles
+
+
+def _summary(test, pred, agg):
     preds = {}
     mp = {}
     if "mass_pred" in pred.variables:
@@ -95,7 +110,8 @@ def _summary(test, pred):
     preds[MODEL_LABELS["constant_ml"]] = xr.Dataset({"mass": pred["mass_const_ml"].variable})
     preds[MODEL_LABELS["gbt"]] = xr.Dataset({"age": pred["age_gbt"].variable,
                                              "distance": pred["distance_gbt"].variable})
-    return ev.summary(test, preds)
+    totals, profiles = _known_totals(agg)
+    return ev.summary(test, preds, totals=totals, profiles=profiles)
 
 
 def _count_plots(models) -> int:

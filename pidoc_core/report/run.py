@@ -196,7 +196,7 @@ def evaluate(model, test_ds, *, train_ds, out=None, predictions_store=None, batc
     stats = _statistics(test, pred, agg, n, seed=seed)
     timings["statistics"] = _time.perf_counter() - t0
     t0 = _time.perf_counter()
-    summary_df = _summary(test, pred)
+    summary_df = _summary(test, pred, agg)
     timings["summary"] = _time.perf_counter() - t0
     report_path, n_plots = None, 0
     if out is not None:
