@@ -240,3 +240,31 @@ def test_global_random_state_untouched(cache):
     ClusterEvolution(4.0, n_stars=2000, seed=1, cache_dir=cache, progress=False,
                      sse_grid_masses=1500).snapshot(0.5)
     assert np.array_equal(np.random.get_state()[1], before)
+
+
+def test_sse_table_age_step(run, cache):
+    """A table whose ages are the snapshot times evolves far fewer stars exactly, and its columns
+    are COSMIC's state at those ages (a grid star is read without interpolation)."""
+    from pidoc_core.evolution.imf import sample_kroupa
+    from pidoc_core.evolution.stellar import StellarTable, evolve_exact, table_ages
+
+    assert table_ages(0.02).size == 701 and table_ages().size == 141
+    with pytest.raises(ValueError, match=r"^age_step_gyr must divide 14 Gyr into whole steps of "
+                                         r"at least 0\.01 Gyr, got 0\.03$"):
+        table_ages(0.03)
+    coarse = run._table  # the module's run: 1,500 masses, 0.1-Gyr ages, already built
+    fine = StellarTable(0.001, n_mass=1500, age_step_gyr=0.02, cache_dir=cache, progress=False)
+    assert coarse.path != fine.path and fine.ages.size == 701 and coarse.ages.size == 141
+    grid_stars = fine.m_grid[[100, 600, 1000, 1400]]
+    got = fine.lookup(grid_stars, 12.06)
+    k, m, lum, _ = evolve_exact(grid_stars, 12.06, 0.001)
+    np.testing.assert_array_equal(got["kstar"], k)
+    np.testing.assert_allclose(got["mass"], m, rtol=1e-5)
+    np.testing.assert_allclose(got["luminosity"], lum, rtol=1e-4)
+    # the same 20,000 stars: the same cluster (measured: L within 1.4 %, fine one within 0.01 %
+    # of every star evolved exactly), ~5x fewer exact evolutions (~26x at 11,000 masses)
+    m0 = sample_kroupa(20_000, np.random.default_rng(3))
+    a, b = coarse.lookup(m0, 12.06), fine.lookup(m0, 12.06)
+    assert b["n_exact"] * 4 < a["n_exact"]
+    assert b["mass"].sum() == pytest.approx(a["mass"].sum(), rel=1e-3)
+    assert b["luminosity"].sum() == pytest.approx(a["luminosity"].sum(), rel=0.02)

@@ -16,7 +16,7 @@ from .dynamics import (GlobalHistory, concentration_w0, run_cbhbd, segregation_d
 from .imf import sample_kroupa
 from .massfunction import RetentionTable, build_retention
 from .phasespace import NodeModel, component_index, sample_stars, solve_node
-from .stellar import AGES_GYR, StellarTable
+from .stellar import AGE_STEP_GYR, AGES_GYR, StellarTable, table_ages
 
 __all__ = ["ClusterEvolution", "paper_runs", "export_snapshots", "PAPER_RUNS",
            "DENSE_SNAPSHOTS"]
@@ -71,6 +71,10 @@ class ClusterEvolution:
     sse_grid_masses : int, optional
         Initial masses in the SSE table (default scales with ``n_stars``, at most 11,000); a
         coarser table builds faster but evolves more stars exactly per snapshot.
+    sse_age_step_gyr : float, optional
+        Age step of the SSE table, Gyr (default 0.1; :class:`~pidoc_core.evolution.stellar.StellarTable`).
+        Snapshots at the table's ages evolve far fewer stars exactly (at N = 10^6, ~100 instead
+        of ~1,700, ~10 s of COSMIC): give the step of the snapshot times a build uses.
     retain_bhs : bool, optional
         Keep cbhbd's retained black holes (their heating inflates rh). Default False: natal
         kicks remove (nearly) all BHs, as in the NBODY6 runs the paper uses (see
@@ -89,7 +93,7 @@ class ClusterEvolution:
 
     def __init__(self, rh0_pc, n_stars=50_000, galactocentric_kpc=15.0, metallicity=0.001, *,
                  seed=2021, name=None, cache_dir=None, progress=True, sse_grid_masses=None,
-                 retain_bhs=False, cache_snapshots=True):
+                 sse_age_step_gyr=AGE_STEP_GYR, retain_bhs=False, cache_snapshots=True):
         self.rh0_pc = _positive("rh0_pc", rh0_pc)
         self.n_stars = _positive("n_stars", n_stars, integer=True)
         if self.n_stars < 500:
@@ -110,12 +114,15 @@ class ClusterEvolution:
             self.n_mass = _positive("sse_grid_masses", sse_grid_masses, integer=True)
             if self.n_mass < 200:
                 raise ValueError(f"sse_grid_masses must be >= 200, got {sse_grid_masses!r}")
+        self.sse_age_step_gyr = float(table_ages(sse_age_step_gyr)[1])
         self.retain_bhs = bool(retain_bhs)
         self.cache_snapshots = bool(cache_snapshots)
         self._params = dict(rh0_pc=self.rh0_pc, n_stars=self.n_stars, seed=self.seed,
                             galactocentric_kpc=self.galactocentric_kpc,
                             metallicity=self.metallicity, n_mass=self.n_mass,
                             retain_bhs=self.retain_bhs)
+        if self.sse_age_step_gyr != AGE_STEP_GYR:  # the default keeps the keys of earlier caches
+            self._params["sse_age_step_gyr"] = self.sse_age_step_gyr
         self.key = cache_key("run", **self._params)
         self._state = None
         self.setup_seconds = None
@@ -135,9 +142,10 @@ class ClusterEvolution:
     def dense_times(self, n: int = DENSE_SNAPSHOTS) -> np.ndarray:
         """``n`` evenly spaced snapshot times over the whole run, Gyr (rounded to 1e-6 Gyr).
 
-        Between the SSE table's 0.1 Gyr ages every star is interpolated in age within its
-        evolutionary phase, and stars that change phase are evolved exactly, so any time is a
-        valid snapshot; each time is a new, deterministic draw (seeded by the time).
+        Between the SSE table's ages (0.1 Gyr apart by default) every star is interpolated in
+        age within its evolutionary phase, and stars that change phase are evolved exactly, so
+        any time is a valid snapshot; each time is a new, deterministic draw (seeded by the
+        time).
 
         Examples
         --------
@@ -162,8 +170,7 @@ class ClusterEvolution:
             return self
         t0 = _time.perf_counter()
         path = self.cache_dir / f"{self.key}.npz"
-        self._table = StellarTable(self.metallicity, n_mass=self.n_mass, cache_dir=self.cache_dir,
-                                   progress=self.progress)
+        self._table = self._stellar_table()
         data = load_or_build(path, self._build)
         self._state = data
         self.history = GlobalHistory.from_arrays(data)
@@ -172,6 +179,11 @@ class ClusterEvolution:
         self._m0, self._u = self._initial()
         self.setup_seconds = _time.perf_counter() - t0
         return self
+
+    def _stellar_table(self):
+        return StellarTable(self.metallicity, n_mass=self.n_mass,
+                            age_step_gyr=self.sse_age_step_gyr, cache_dir=self.cache_dir,
+                            progress=self.progress)
 
     def _node(self, i):
         d = self._state
@@ -203,8 +215,7 @@ class ClusterEvolution:
         delta = segregation_delta(n_relax)
         w0_law = concentration_w0(n_relax)
         bar.set_postfix_str("SSE table")
-        self._table = getattr(self, "_table", None) or StellarTable(
-            self.metallicity, n_mass=self.n_mass, cache_dir=self.cache_dir, progress=self.progress)
+        self._table = getattr(self, "_table", None) or self._stellar_table()
         bar.update()
         # node models: birth, while delta grows, then regularly in time
         t_nodes = [0.0]

@@ -65,7 +65,7 @@ from .field import _AXES, FieldEvolution, field_stars, inner_density_centre, rea
 
 __all__ = ["N_LEVELS", "RH0_LEVELS_PC", "RG_LEVELS_KPC", "FEH_LEVELS", "WIDE_GRID",
            "BH_TWINS", "WIDE_VAL_RUNS", "WIDE_TEST_RUNS", "WIDE_DISTANCES_KPC", "WIDE_PSFS_ARCSEC",
-           "WIDE_SNAPSHOTS", "metallicity_z", "grid_runs", "wide_sources", "grid_histories", "reach_radius_pc",
+           "WIDE_SNAPSHOTS", "WIDE_SSE_AGE_STEP_GYR", "metallicity_z", "grid_runs", "wide_sources", "grid_histories", "reach_radius_pc",
            "field_stars", "inner_density_centre", "FieldEvolution", "wide_splits", "field_records",
            "projected_radii", "map_core_radius_arcsec"]
 
@@ -134,10 +134,14 @@ WIDE_DISTANCES_KPC = (8.0, 10.0, 13.0, 17.0, 22.0, 28.0, 35.0, 42.0, 50.0, 75.0,
 WIDE_PSFS_ARCSEC = (0.5, 1.0, 1.5)
 #: Snapshot times per run of the wide preset (every 0.02 Gyr over 0-14 Gyr).
 WIDE_SNAPSHOTS = 701
+#: Age step of the wide runs' SSE tables, Gyr: that of the preset's snapshot times, so that every
+#: snapshot falls on a table age and only stars whose mass cell straddles a phase boundary are
+#: evolved exactly (~100 instead of ~1,700 at N = 10^6; :mod:`pidoc_core.evolution.stellar`).
+WIDE_SSE_AGE_STEP_GYR = round(14.0 / (WIDE_SNAPSHOTS - 1), 10)
 
 
 def grid_runs(*, names=None, cache_dir=None, progress=True, cache_snapshots=False,
-              sse_grid_masses=None, field_radius_pc=None,
+              sse_grid_masses=None, sse_age_step_gyr=0.1, field_radius_pc=None,
               lines_of_sight=("x", "y", "z")) -> dict:
     """The runs of :data:`WIDE_GRID` as snapshot sources.
 
@@ -153,6 +157,8 @@ def grid_runs(*, names=None, cache_dir=None, progress=True, cache_snapshots=Fals
         Keep snapshots on disk (a 1e6-star snapshot is ~40 MB; default False).
     sse_grid_masses : int, keyword-only
         Initial masses of the SSE table (default: ClusterEvolution's, 11,000 here).
+    sse_age_step_gyr : float, keyword-only
+        Age step of the SSE table, Gyr (ClusterEvolution's ``sse_age_step_gyr``).
     field_radius_pc : float, keyword-only
         Keep only stars within this projected radius, pc (:class:`FieldEvolution`; see
         :func:`reach_radius_pc`); None draws every star (:class:`ClusterEvolution`).
@@ -177,7 +183,8 @@ def grid_runs(*, names=None, cache_dir=None, progress=True, cache_snapshots=Fals
         kw = dict(n_stars=row["n_stars"], galactocentric_kpc=row["galactocentric_kpc"],
                   metallicity=row["metallicity"], seed=row["seed"], name=row["name"],
                   cache_dir=cache_dir, progress=progress, cache_snapshots=cache_snapshots,
-                  sse_grid_masses=sse_grid_masses, retain_bhs=row["retain_bhs"])
+                  sse_grid_masses=sse_grid_masses, sse_age_step_gyr=sse_age_step_gyr,
+                  retain_bhs=row["retain_bhs"])
         if field_radius_pc is None:
             out[row["name"]] = ClusterEvolution(row["rh0_pc"], **kw)
         else:
@@ -191,8 +198,9 @@ def wide_sources(*, cache_dir=None, progress=True, sse_grid_masses=None) -> dict
 
     :class:`FieldEvolution` runs cut at :func:`reach_radius_pc` of :data:`WIDE_DISTANCES_KPC` and
     :data:`WIDE_PSFS_ARCSEC` along the preset's line of sight (z), density centre from the
-    20,000 innermost stars, snapshots not kept on disk (a dataset build uses each snapshot for all
-    of its maps at once).
+    20,000 innermost stars, SSE tables with the preset's 0.02-Gyr age step
+    (:data:`WIDE_SSE_AGE_STEP_GYR`), snapshots not kept on disk (a dataset build uses each
+    snapshot for all of its maps at once).
 
     Parameters
     ----------
@@ -205,7 +213,8 @@ def wide_sources(*, cache_dir=None, progress=True, sse_grid_masses=None) -> dict
         Run name -> :class:`FieldEvolution`, in :data:`WIDE_GRID` order.
     """
     return grid_runs(cache_dir=cache_dir, progress=progress, cache_snapshots=False,
-                     sse_grid_masses=sse_grid_masses, lines_of_sight=("z",),
+                     sse_grid_masses=sse_grid_masses, sse_age_step_gyr=WIDE_SSE_AGE_STEP_GYR,
+                     lines_of_sight=("z",),
                      field_radius_pc=reach_radius_pc(WIDE_DISTANCES_KPC, WIDE_PSFS_ARCSEC))
 
 

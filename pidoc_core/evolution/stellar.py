@@ -1,12 +1,19 @@
 """Single-star evolution (Hurley et al. 2000 SSE, run through COSMIC) by table look-up.
 
 A table of current mass, luminosity, radius and SSE type over a grid of initial masses x ages
-(0-14 Gyr in steps of 0.1 Gyr) is built once per metallicity and grid size with COSMIC and cached.
+(0-14 Gyr in steps of 0.1 Gyr, or finer) is built once per metallicity, grid size and age step with
+COSMIC and cached.
 A star is interpolated (linearly in log initial mass and in age) between grid points that share
 its evolutionary phase; a star whose grid cell straddles a phase boundary (end of the main
 sequence, red-giant tip, horizontal branch, AGB, white-dwarf birth ...) is evolved exactly with
 COSMIC, because interpolating across a boundary mixes e.g. a tip giant with a white dwarf and
 makes the cluster several times too bright.
+
+The exact evolutions are the cost of a snapshot at large N. At a time between the table's ages
+every star that changes phase within the age step is evolved exactly: at 12.02 Gyr with 0.1-Gyr
+ages, 1,737 of 10^6 stars (~10 s of COSMIC, whose per-star overhead is ~6 ms); at a table age only
+the ~100 whose mass cell straddles a boundary. Runs whose snapshots fall on a finer grid of times
+(the ``wide`` preset: every 0.02 Gyr) use a table with that age step.
 """
 
 from __future__ import annotations
@@ -23,12 +30,13 @@ import numpy as np
 
 from ._cache import cache_key, load_or_build, resolve_cache_dir
 
-__all__ = ["AGES_GYR", "StellarTable", "evolve_exact", "literal_arithmetic", "phase_group",
+__all__ = ["AGES_GYR", "AGE_STEP_GYR", "StellarTable", "table_ages", "evolve_exact", "literal_arithmetic", "phase_group",
            "mass_grid"]
 
-#: Ages of the table, Gyr.
-AGES_GYR = np.round(np.arange(0, 141) * 0.1, 10)
-_DTP_MYR = 100.0
+#: Ages of the default table, Gyr (0-14 in steps of :data:`AGE_STEP_GYR`).
+AGE_STEP_GYR = 0.1
+AGES_GYR = np.round(np.arange(0, 141) * AGE_STEP_GYR, 10)
+_T_END_GYR = 14.0
 _DARK = (13, 14, 15)
 _COSMIC_LOCK = threading.Lock()
 
@@ -44,6 +52,27 @@ def phase_group(kstar):
     g[k == 0] = 1
     g[(k >= 10) & (k <= 12)] = 10
     return g
+
+
+def table_ages(age_step_gyr: float = AGE_STEP_GYR) -> np.ndarray:
+    """Ages of an SSE table, Gyr: 0 to 14 in steps of ``age_step_gyr``.
+
+    Parameters
+    ----------
+    age_step_gyr : float
+        Step, Gyr; 14 Gyr must be a whole number of steps, and the step at least 0.01 Gyr.
+
+    Examples
+    --------
+    >>> table_ages(0.02)[:3].tolist(), table_ages(0.02).size
+    ([0.0, 0.02, 0.04], 701)
+    """
+    step = float(age_step_gyr)
+    n = round(_T_END_GYR / step) if step > 0 else 0
+    if not (step >= 0.01 and abs(n * step - _T_END_GYR) < 1e-9):
+        raise ValueError(f"age_step_gyr must divide 14 Gyr into whole steps of at least 0.01 Gyr, "
+                         f"got {age_step_gyr!r}")
+    return np.round(np.arange(0, n + 1) * step, 10)
 
 
 def mass_grid(n_mass: int) -> np.ndarray:
@@ -198,23 +227,34 @@ class StellarTable:
     n_mass : int, keyword-only
         Number of initial masses of the grid (cost ~6 ms each to build; more masses mean fewer
         exact evolutions per snapshot).
+    age_step_gyr : float, keyword-only
+        Age step of the table, Gyr (:func:`table_ages`). Snapshots at the table's ages evolve
+        far fewer stars exactly; a finer step costs memory (~14 bytes per mass and age) and a
+        longer one-time build.
     cache_dir : path, keyword-only
         Cache directory (see :func:`resolve_cache_dir`).
     progress : bool, keyword-only
         Show a tqdm bar while the table is built.
     """
 
-    def __init__(self, metallicity, *, n_mass=11_000, cache_dir=None, progress=True):
+    def __init__(self, metallicity, *, n_mass=11_000, age_step_gyr=AGE_STEP_GYR, cache_dir=None,
+                 progress=True):
         self.metallicity = float(metallicity)
         if not 1e-4 <= self.metallicity <= 0.03:
             raise ValueError(f"metallicity must be within 1e-4..0.03 (SSE range), got {metallicity!r}")
         self.n_mass = int(n_mass)
+        self.age_step_gyr = float(age_step_gyr)
+        self._ages = table_ages(self.age_step_gyr)
         directory = resolve_cache_dir(cache_dir)
-        key = cache_key("sse-table", metallicity=self.metallicity, n_mass=self.n_mass)
+        step = {} if self.age_step_gyr == AGE_STEP_GYR else {"age_step_gyr": self.age_step_gyr}
+        key = cache_key("sse-table", metallicity=self.metallicity, n_mass=self.n_mass, **step)
         self.path = directory / f"{key}.npz"
         data = load_or_build(self.path, lambda: self._build(progress))
         self.m_grid = data["m_grid"]
         self.ages = data["ages"]
+        if self.ages.shape != self._ages.shape or not np.allclose(self.ages, self._ages):
+            raise ValueError(f"{self.path}: the cached SSE table's ages are not those of a "
+                             f"{self.age_step_gyr:g}-Gyr step; delete the file to rebuild it")
         self.mass = data["mass"]
         self.logl = data["logl"]
         self.logr = data["logr"]
@@ -225,7 +265,8 @@ class StellarTable:
         from tqdm.auto import tqdm
 
         m_grid = mass_grid(self.n_mass)
-        na = AGES_GYR.size
+        ages, dtp_myr = self._ages, self.age_step_gyr * 1e3
+        na = ages.size
         shape = (m_grid.size, na)
         mass = np.zeros(shape, np.float32)
         logl = np.full(shape, -30.0, np.float32)
@@ -234,9 +275,9 @@ class StellarTable:
         chunks = np.array_split(np.arange(m_grid.size), max(1, m_grid.size // 250))
         for idx in tqdm(chunks, desc=f"SSE table Z={self.metallicity:g}", disable=not progress,
                         unit="chunk"):
-            bcm = _run_cosmic(m_grid[idx], AGES_GYR[-1] * 1e3, _DTP_MYR, self.metallicity)
+            bcm = _run_cosmic(m_grid[idx], ages[-1] * 1e3, dtp_myr, self.metallicity)
             row = idx[bcm["bin_num"].to_numpy().astype(int) - 0]
-            col = np.rint(bcm["tphys"].to_numpy() / _DTP_MYR).astype(int)
+            col = np.rint(bcm["tphys"].to_numpy() / dtp_myr).astype(int)
             ok = (col >= 0) & (col < na)
             k, m, lum, rad = _clean(bcm["kstar_1"].to_numpy(), bcm["mass_1"].to_numpy(),
                                     bcm["lum_1"].to_numpy(), bcm["rad_1"].to_numpy())
@@ -245,7 +286,7 @@ class StellarTable:
                 logl[row[ok], col[ok]] = np.where(lum[ok] > 0, np.log10(np.maximum(lum[ok], 1e-300)), -30)
                 logr[row[ok], col[ok]] = np.where(rad[ok] > 0, np.log10(np.maximum(rad[ok], 1e-300)), -30)
             kstar[row[ok], col[ok]] = k[ok]
-        return dict(m_grid=m_grid, ages=AGES_GYR, mass=mass, logl=logl, logr=logr, kstar=kstar)
+        return dict(m_grid=m_grid, ages=ages, mass=mass, logl=logl, logr=logr, kstar=kstar)
 
     def lookup(self, m0, time_gyr):
         """Current state of stars of initial mass ``m0`` at age ``time_gyr``.
@@ -273,7 +314,7 @@ class StellarTable:
         lm = np.log10(self.m_grid)
         j = np.clip(np.searchsorted(self.m_grid, m0, side="right") - 1, 0, self.m_grid.size - 2)
         wm = np.clip((np.log10(m0) - lm[j]) / (lm[j + 1] - lm[j]), 0.0, 1.0)
-        fa = t / 0.1
+        fa = t / self.age_step_gyr
         a0 = int(np.clip(np.floor(fa + 1e-9), 0, self.ages.size - 1))
         wa = fa - a0
         if wa < 1e-6 or a0 == self.ages.size - 1:
