@@ -2,8 +2,9 @@
 
 For each ``--sizes`` N, in its own process (for its peak memory): the one-time set-up of a
 ``ClusterEvolution(rh0, n_stars=N, galactocentric_kpc, metallicity)`` (CPU and wall seconds;
-the SSE table is reused when ``--cache`` holds it), then for ``--times`` a new snapshot (CPU),
-its density centre (CPU; the imager's largest per-snapshot cost at large N), the same for the
+the SSE table, of ``--sse-age-step``, is reused when ``--cache`` holds it), then for ``--times``
+a new snapshot (CPU), its density centre (CPU; the imager's largest per-snapshot cost at large N
+when the snapshot falls on a table age), the same for the
 snapshot cut to the stars that can reach the field (``pidoc_core.evolution.grid.field_stars`` at
 ``reach_radius_pc`` of ``--distances`` and PSF 1.5"), the centre from the 20,000 innermost stars
 (``inner_density_centre``, what ``FieldEvolution`` uses), and one map (CPU). Extrapolation to
@@ -34,14 +35,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from results import Figure, spread, write_json  # noqa: E402
 
 
-def one(n, *, rh0, rg, z, seed, cache, times, distances) -> dict:
+def one(n, *, rh0, rg, z, seed, cache, times, distances, sse_age_step) -> dict:
     """Measure one size in this process; returns a dict of costs (seconds, MB)."""
     from pidoc_core.evolution import ClusterEvolution
     from pidoc_core.evolution.grid import field_stars, inner_density_centre, reach_radius_pc
     from pidoc_core.imager import ObservationSetup, observe
 
     run = ClusterEvolution(rh0, n_stars=n, galactocentric_kpc=rg, metallicity=z, seed=seed,
-                           cache_dir=cache, progress=False, cache_snapshots=False)
+                           cache_dir=cache, progress=False, cache_snapshots=False,
+                           sse_age_step_gyr=sse_age_step)
     c, w = time.process_time(), time.perf_counter()
     run.setup()
     out = dict(n=n, setup_cpu_s=time.process_time() - c, setup_wall_s=time.perf_counter() - w,
@@ -90,7 +92,12 @@ def main(argv=None) -> list[Figure]:
     p.add_argument("--rg", type=float, default=8.0, help="Galactocentric radius, kpc")
     p.add_argument("--z", type=float, default=0.001, help="metallicity Z")
     p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--times", type=float, nargs="+", default=[12.0, 12.5, 13.0])
+    # the wide preset's times lie on a 0.02-Gyr grid, most of them between 0.1-Gyr table ages
+    p.add_argument("--times", type=float, nargs="+", default=[12.02, 12.46, 12.98],
+                   help="snapshot times, Gyr")
+    p.add_argument("--sse-age-step", type=float, default=0.02,
+                   help="age step of the SSE table, Gyr (0.02: the wide runs'; 0.1: the default "
+                        "table, whose ages most of --times fall between)")
     p.add_argument("--distances", type=float, nargs="+", default=[8.0, 42.0],
                    help="distances of the plan, kpc (the field-only cut uses the largest)")
     p.add_argument("--extrapolate", type=float, default=1e6)
@@ -100,7 +107,7 @@ def main(argv=None) -> list[Figure]:
     args = p.parse_args(argv)
     cache = args.cache or tempfile.mkdtemp(prefix="pidoc-bench-grid-")
     opts = dict(rh0=args.rh0, rg=args.rg, z=args.z, seed=args.seed, cache=cache,
-                times=args.times, distances=args.distances)
+                times=args.times, distances=args.distances, sse_age_step=args.sse_age_step)
     if args.one is not None:
         print(json.dumps(one(args.one, **opts)))
         return []
@@ -108,7 +115,8 @@ def main(argv=None) -> list[Figure]:
     for n in args.sizes:  # one process per size: its own peak memory
         cmd = [sys.executable, __file__, "--one", str(n), "--cache", cache, "--rh0",
                str(args.rh0), "--rg", str(args.rg), "--z", str(args.z), "--seed", str(args.seed),
-               "--times", *map(str, args.times), "--distances", *map(str, args.distances)]
+               "--times", *map(str, args.times), "--distances", *map(str, args.distances),
+               "--sse-age-step", str(args.sse_age_step)]
         res = subprocess.run(cmd, capture_output=True, text=True, check=True)
         rows.append(json.loads(res.stdout.strip().splitlines()[-1]))
         print(json.dumps(rows[-1]))
