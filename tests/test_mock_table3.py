@@ -112,6 +112,13 @@ def test_table_holds_truth_predictions_and_the_papers_numbers(toy, tiny_model): 
     assert list(table["paper_age"]) == [10.0, 3.0]
     assert table["true_ml"].unit == u.solMass / u.solLum
     assert table["pidoc_distance"].unit == u.kpc and table["mock_l_fov"].unit == u.solLum
+    # each row describes one mock: its light and radius are the observed mock's, also when the
+    # matches come from an earlier table whose snapshots differed
+    stale = [dict(m, mock_l_fov=2.0 * m["mock_l_fov"], mock_r_h_arcmin=0.0) for m in matches]
+    again = mock_table3(tiny_model, sources=sources, matches=stale, catalogue=cat)
+    np.testing.assert_allclose(again["mock_l_fov"], table["mock_l_fov"], rtol=1e-12)
+    np.testing.assert_allclose(again["mock_r_h_arcmin"], table["mock_r_h_arcmin"], rtol=1e-12)
+    np.testing.assert_allclose(table["mock_l_fov"], [m["mock_l_fov"] for m in matches], rtol=1e-12)
     with pytest.raises(ValueError, match=r"matches name run\(s\) \['W99'\] that are not among"):
         mock_table3(tiny_model, sources=sources, catalogue=cat,
                     matches=[dict(matches[0], run="W99")])

@@ -190,6 +190,7 @@ def mock_table3(model, *, sources: Mapping | None = None, matches: list | None =
     from astropy import units as u
     from astropy.table import Table
 
+    from ..evolution.grid import projected_radii
     from ..imager import ObservationSetup, observe
     from ._common import RangeWarning
     from .catalogue import load_catalogue
@@ -226,9 +227,14 @@ def mock_table3(model, *, sources: Mapping | None = None, matches: list | None =
         if model.has_flux_only_mass:
             fo = model.predict(obs["flux"].values, mass_network="flux-only")
             ml_flux_only = float(fo["field_mass"].values[0]) / lum
-        truth = float(obs.attrs["field_mass_msun"]) / float(obs.attrs["field_luminosity_v_lsun"])
+        lum_mock = float(obs.attrs["field_luminosity_v_lsun"])
+        truth = float(obs.attrs["field_mass_msun"]) / lum_mock
+        # the mock's own light and radius, not the matching's: matches reused from an earlier
+        # table (--matches-from) may come from snapshots of other code or SSE tables
+        r_h = projected_radii(snap)["r_h_pc"] * _arcmin_per_pc(m["distance_kpc"])
         rows.append({
-            **m, "run_in_training": m["run"] in seen, "l_fov": float(lit["l_fov"]),
+            **m, "mock_l_fov": lum_mock, "mock_r_h_arcmin": r_h,
+            "run_in_training": m["run"] in seen, "l_fov": float(lit["l_fov"]),
             "r_h_arcmin": float(lit["r_h"]), "fe_h": float(lit["fe_h"]), "true_ml": truth,
             "pidoc_ml": float(pred["mass_to_light"]), "pidoc_ml_lo": mass_lo / lum,
             "pidoc_ml_hi": mass_hi / lum, "mass_network": pred.attrs["mass_network"],
