@@ -305,10 +305,16 @@ def test_mock_table3_is_shown_for_the_chosen_cluster_and_in_full(model):
     assert "On a mock of NGC 5053" in note and "W17 N50k rh8 Rg15 FeH-1.6 BH" in note
     assert "M/L<sub>V</sub> 1.41 [1.02, 1.88] against the mock's true 1.93" in note
     assert "age 11.2 [9.1, 13.0] Gyr; distance 15.9 [11.0, 21.5] kpc (inside)" in note
+    assert "Gyr, this model gives" in note  # the table names no model
     view.cluster = "Pal 11"  # no intervals: none shown, none made up
     assert "M/L<sub>V</sub> 2.25 against the mock's true 2.50; age 12.5 Gyr" in view.mock_note.object
     view.cluster = "NGC 4590"  # a cluster the table lacks: nothing
     assert view.mock_note.object == ""
+    named = _mock_rows()
+    named.meta["model"] = "wide"
+    wide = ObservationView(model, mock_table=named)
+    wide.cluster = "NGC 5053"
+    assert "Gyr, the wide model gives M/L" in wide.mock_note.object
     frame = view.mock_table_frame()
     assert list(frame["cluster"]) == ["NGC 5053", "Pal 11"]
     assert frame.loc[0, "M/L π-DOC [68 %]"] == "1.41 [1.02, 1.88]"

@@ -475,16 +475,18 @@ class ObservationView(param.Parameterized):
 
     @staticmethod
     def mock_sentence(row) -> str:
-        """How this model does on the mock of one Table 3 cluster (a row of
-        :func:`pidoc_core.observations.mock_table3`), as HTML; empty without one."""
+        """How the model does on the mock of one Table 3 cluster (a row of
+        :func:`pidoc_core.observations.mock_table3`, whose table names the model), as HTML;
+        empty without one."""
         if row is None:
             return ""
-
+        meta = getattr(row, "meta", None) or {}  # the table's: which model made it
+        who = model_words(str(meta["model"])).split(" (")[0] if "model" in meta else "this model"
         return (
             f"<small><b>On a mock of {html.escape(str(row['name']))}</b> (grid run "
             f"{html.escape(str(row['run']))}: field L<sub>V</sub> {float(row['mock_l_fov']):,.0f} "
             f"Lsun, the cluster's {float(row['l_fov']):,.0f}) at {float(row['distance_kpc']):g} "
-            f"kpc and {float(row['age_gyr']):g} Gyr, this model gives M/L<sub>V</sub> "
+            f"kpc and {float(row['age_gyr']):g} Gyr, {html.escape(who)} gives M/L<sub>V</sub> "
             f"{_with_interval(row, 'pidoc_ml', '.2f')} against the mock's true "
             f"{float(row['true_ml']):.2f}; age {_with_interval(row, 'pidoc_age', '.1f')} Gyr; "
             f"distance {_with_interval(row, 'pidoc_distance', '.1f')} kpc"
