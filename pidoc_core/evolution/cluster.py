@@ -72,9 +72,10 @@ class ClusterEvolution:
         Initial masses in the SSE table (default scales with ``n_stars``, at most 11,000); a
         coarser table builds faster but evolves more stars exactly per snapshot.
     sse_age_step_gyr : float, optional
-        Age step of the SSE table, Gyr (default 0.1; :class:`~pidoc_core.evolution.stellar.StellarTable`).
-        Snapshots at the table's ages evolve far fewer stars exactly (at N = 10^6, ~100 instead
-        of ~1,700, ~10 s of COSMIC): give the step of the snapshot times a build uses.
+        Age step of the SSE table, Gyr (default 0.1; see
+        :class:`~pidoc_core.evolution.stellar.StellarTable`). Snapshots at the table's ages
+        evolve far fewer stars exactly (at N = 10^6, ~100 instead of ~1,700, ~10 s of COSMIC):
+        give the step of the snapshot times a build uses.
     retain_bhs : bool, optional
         Keep cbhbd's retained black holes (their heating inflates rh). Default False: natal
         kicks remove (nearly) all BHs, as in the NBODY6 runs the paper uses (see

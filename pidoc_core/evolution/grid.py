@@ -62,6 +62,7 @@ import numpy as np
 
 from .cluster import ClusterEvolution
 from .field import _AXES, FieldEvolution, field_stars, inner_density_centre, reach_radius_pc
+from .stellar import AGE_STEP_GYR
 
 __all__ = ["N_LEVELS", "RH0_LEVELS_PC", "RG_LEVELS_KPC", "FEH_LEVELS", "WIDE_GRID",
            "BH_TWINS", "WIDE_VAL_RUNS", "WIDE_TEST_RUNS", "WIDE_DISTANCES_KPC", "WIDE_PSFS_ARCSEC",
@@ -142,7 +143,7 @@ WIDE_SSE_AGE_STEP_GYR = round(14.0 / (WIDE_SNAPSHOTS - 1), 10)
 
 
 def grid_runs(*, names=None, cache_dir=None, progress=True, cache_snapshots=False,
-              sse_grid_masses=None, sse_age_step_gyr=0.1, field_radius_pc=None,
+              sse_grid_masses=None, sse_age_step_gyr=AGE_STEP_GYR, field_radius_pc=None,
               lines_of_sight=("x", "y", "z")) -> dict:
     """The runs of :data:`WIDE_GRID` as snapshot sources.
 

@@ -30,8 +30,8 @@ import numpy as np
 
 from ._cache import cache_key, load_or_build, resolve_cache_dir
 
-__all__ = ["AGES_GYR", "AGE_STEP_GYR", "StellarTable", "table_ages", "evolve_exact", "literal_arithmetic", "phase_group",
-           "mass_grid"]
+__all__ = ["AGES_GYR", "AGE_STEP_GYR", "StellarTable", "table_ages", "evolve_exact",
+           "literal_arithmetic", "phase_group", "mass_grid"]
 
 #: Ages of the default table, Gyr (0-14 in steps of :data:`AGE_STEP_GYR`).
 AGE_STEP_GYR = 0.1
