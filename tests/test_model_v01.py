@@ -283,6 +283,15 @@ def test_shipped_models_by_name(monkeypatch, tmp_path, small_pidoc):
     assert PiDOC.load("paper").provenance["loaded_from"] == "paper"
 
 
+def test_the_shipped_wide_model_has_no_flux_only_network_and_says_so():
+    wide = PiDOC.load("wide")
+    assert wide.name == "wide" and wide.has_distance_aware_mass and not wide.has_flux_only_mass
+    with pytest.raises(ModelError, match=r"^mass_network='flux-only': this model \(wide\) has no "
+                                         r"flux-only network$"):
+        wide.predict(np.full((160, 160), -5.4), mass_network="flux-only")
+    assert wide.predict(np.full((160, 160), -5.4), distance_kpc=20.0).attrs["model"] == "wide"
+
+
 # ---------------------------------------------------------------------------------------------
 # save / load
 # ---------------------------------------------------------------------------------------------

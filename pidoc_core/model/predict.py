@@ -133,7 +133,8 @@ class Predictor:
             raise ModelError("mass_network='distance-aware' needs a distance: give distance_kpc "
                              "(this model has no age/distance network to predict it)")
         if mass_network == "flux-only" and self.mass_network is None:
-            raise ModelError("mass_network='flux-only': this model has no flux-only network")
+            raise ModelError(f"mass_network='flux-only': this model ({self.name}) has no "
+                             "flux-only network")
         if mass_network == "none":
             return None
         if mass_network == "auto":
