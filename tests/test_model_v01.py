@@ -283,13 +283,20 @@ def test_shipped_models_by_name(monkeypatch, tmp_path, small_pidoc):
     assert PiDOC.load("paper").provenance["loaded_from"] == "paper"
 
 
-def test_the_shipped_wide_model_has_no_flux_only_network_and_says_so():
+def test_the_shipped_wide_model_answers_with_either_mass_network_and_names_itself():
     wide = PiDOC.load("wide")
-    assert wide.name == "wide" and wide.has_distance_aware_mass and not wide.has_flux_only_mass
-    with pytest.raises(ModelError, match=r"^mass_network='flux-only': this model \(wide\) has no "
-                                         r"flux-only network$"):
-        wide.predict(np.full((160, 160), -5.4), mass_network="flux-only")
-    assert wide.predict(np.full((160, 160), -5.4), distance_kpc=20.0).attrs["model"] == "wide"
+    assert wide.name == "wide" and wide.has_distance_aware_mass and wide.has_flux_only_mass
+    flux = np.full((160, 160), -5.4)
+    assert wide.predict(flux, distance_kpc=20.0).attrs["model"] == "wide"
+    assert wide.predict(flux, mass_network="flux-only").attrs["model"] == "wide"
+
+
+def test_a_model_without_a_flux_only_network_names_itself_in_the_error(small_pidoc):
+    no_mass = PiDOC(age_distance_network=small_pidoc.age_distance_network,
+                    standardisation=small_pidoc.standardisation)
+    with pytest.raises(ModelError, match=r"^mass_network='flux-only': this model "
+                                         r"\(pi-DOC \(not saved\)\) has no flux-only network$"):
+        no_mass.predict(np.full((32, 32), -5.4), mass_network="flux-only")
 
 
 # ---------------------------------------------------------------------------------------------
