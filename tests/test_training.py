@@ -584,8 +584,54 @@ def test_dihedral_augmentation_turns_inputs_and_map_targets_alike_and_resumes():
     ref = first(array_pipeline(x, y_vec, batch_size=4, shuffle=True, seed=3), 5)
     for a, b in zip(vec, ref):
         np.testing.assert_array_equal(a[1], b[1])
-    with pytest.raises(ValueError, match=r"augment must be one of \['none', 'dihedral'\]"):
+    with pytest.raises(ValueError, match=r"augment must be one of \['none', 'dihedral', "
+                                         r"'luminosity', 'dihedral\+luminosity'\]"):
         array_pipeline(x, y_vec, batch_size=4, shuffle=True, augment="mirror")
+
+
+def test_luminosity_augmentation_scales_flux_and_mass_alike_and_keeps_the_rest():
+    """Each map becomes a cluster with 10^u times the stars: log flux and log mass grow by u (in
+    standardised units), |u| <= 0.3 dex; the distance channel, M/L and age targets stay."""
+    from pidoc_core.training import array_pipeline
+    from pidoc_core.training.data import LUMINOSITY_AUGMENT_DEX
+
+    rng = np.random.default_rng(0)
+    n = 64
+    x = rng.normal(size=(n, 6, 6)).astype(np.float32)
+    y = rng.normal(size=(n, 6, 6)).astype(np.float32)
+    key = np.arange(n, dtype=np.float32)  # the channel names each map
+    per_dex = (1 / 0.5, 1 / 0.8)  # 1 / flux_std, 1 / mass_std
+
+    def batches(yy, augment, **kw):
+        ds = array_pipeline(x, yy, batch_size=8, shuffle=True, seed=5, channel=key,
+                            augment=augment, luminosity_per_dex=per_dex, **kw)
+        return [tuple(np.asarray(t) for t in b) for _, b in zip(range(16), ds)]
+
+    shifts = []
+    for xb, yb in batches(y, "luminosity"):
+        idx = xb[:, 0, 0, 1].astype(int)
+        np.testing.assert_array_equal(xb[..., 1], key[idx][:, None, None] + 0 * xb[..., 1])
+        dx, dy = xb[..., 0] - x[idx], yb[..., 0] - y[idx]
+        u = dx.mean(axis=(1, 2)) / per_dex[0]
+        every = np.ones_like(dx)
+        np.testing.assert_allclose(dx, u[:, None, None] * per_dex[0] * every, atol=1e-5)  # a map
+        np.testing.assert_allclose(dy, u[:, None, None] * per_dex[1] * every, atol=1e-5)  # same u
+        shifts.extend(u)
+    shifts = np.asarray(shifts)
+    assert np.abs(shifts).max() <= LUMINOSITY_AUGMENT_DEX + 1e-6
+    assert shifts.std() > 0.1 and len(np.unique(shifts.round(6))) == len(shifts)
+    # vector targets (age, distance) and M/L maps (per-dex change 0) do not change
+    y_vec = rng.normal(size=(n, 2)).astype(np.float32)
+    per_dex = (2.0, 0.0)
+    for xb, yb in batches(y_vec, "luminosity"):
+        np.testing.assert_array_equal(yb, y_vec[xb[:, 0, 0, 1].astype(int)])
+    # with the dihedral turns the same maps are shifted, then turned; resumable
+    both = batches(y_vec, "dihedral+luminosity")
+    again = batches(y_vec, "dihedral+luminosity", first_epoch=0)
+    for a, b in zip(both, again):
+        np.testing.assert_array_equal(a[0], b[0])
+    with pytest.raises(ValueError, match=r"augment='luminosity' needs luminosity_per_dex="):
+        array_pipeline(x, y, batch_size=4, shuffle=True, augment="luminosity")
 
 
 def test_restandardise_outputs_keeps_the_predictions_in_physical_units():

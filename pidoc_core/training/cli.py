@@ -73,7 +73,10 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
                              "last layer is re-expressed in the new units")
     parser.add_argument("--augment", default="none", choices=AUGMENTATIONS,
                         help="dihedral: turn each training batch by one of the 8 symmetries of "
-                             "the square (inputs and map targets alike; seeded, resumable)")
+                             "the square (inputs and map targets alike); luminosity: make each "
+                             "map a cluster with up to 2x more or fewer stars of the same "
+                             "structure, age and distance (log flux and log mass +u); "
+                             "dihedral+luminosity: both (seeded, resumable)")
     parser.add_argument("--loss", default=None, choices=("perceptual", "mse"),
                         help="default: the paper's (perceptual for mass, MSE for age-distance)")
     parser.add_argument("--init-from", default=None,
@@ -215,12 +218,16 @@ def run_train(args) -> int:
     x_name, y_name, channel = _ARRAY_ROLES[args.kind]
     needed = [x_name, y_name] + ([channel] if channel else [])
 
+    # 'luminosity': log flux and log mass grow by the same u; M/L, age and distance stay
+    per_dex = (1.0 / consts["flux_std"], 1.0 / consts["mass_std"] if y_name == "mass" else 0.0)
+
     def pipeline(ds, shuffle):
         arrays = dsmod.load_arrays(ds, standardisation=consts, targets=needed)
         data = array_pipeline(arrays[x_name], arrays[y_name], batch_size=args.batch_size,
                               shuffle=shuffle, seed=args.seed, first_epoch=first_epoch,
                               channel=None if channel is None else arrays[channel],
-                              augment=getattr(args, "augment", "none") if shuffle else "none")
+                              augment=getattr(args, "augment", "none") if shuffle else "none",
+                              luminosity_per_dex=per_dex)
         return data, arrays
 
     train_data, train_arrays = pipeline(train_ds, True)

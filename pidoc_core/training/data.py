@@ -12,10 +12,13 @@ import numpy as np
 
 from ._common import _positive_int
 
-__all__ = ["ArrayBatches", "array_pipeline", "AUGMENTATIONS"]
+__all__ = ["ArrayBatches", "array_pipeline", "AUGMENTATIONS", "LUMINOSITY_AUGMENT_DEX"]
 
 #: Augmentations of :func:`array_pipeline`.
-AUGMENTATIONS = ("none", "dihedral")
+AUGMENTATIONS = ("none", "dihedral", "luminosity", "dihedral+luminosity")
+#: Half-width of the 'luminosity' augmentation, dex: each map stands for a cluster with up to
+#: 10^0.3 = 2 times more or fewer stars of the same structure and age.
+LUMINOSITY_AUGMENT_DEX = 0.3
 
 
 class ArrayBatches(keras.utils.PyDataset):
@@ -82,7 +85,8 @@ class ArrayBatches(keras.utils.PyDataset):
 
 
 def array_pipeline(x, y, *, batch_size: int, shuffle: bool, seed: int = 0,
-                   first_epoch: int = 0, channel=None, augment: str = "none"):
+                   first_epoch: int = 0, channel=None, augment: str = "none",
+                   luminosity_per_dex=None):
     """Batches of in-memory arrays as a ``tf.data.Dataset``, without Python per sample or batch.
 
     Each batch gathers its samples from the arrays by index in one NumPy call (the arrays are
@@ -110,12 +114,22 @@ def array_pipeline(x, y, *, batch_size: int, shuffle: bool, seed: int = 0,
     channel : numpy.ndarray, optional
         ``(n,)`` per-sample value appended to the input as a second, constant channel (the
         standardised log10 distance of the distance-aware mass network).
-    augment : {'none', 'dihedral'}
-        'dihedral' (with ``shuffle`` only): each batch is turned by one of the 8 symmetries of
-        the square (quarter turns, with or without a mirror flip), the same for the inputs and
-        map targets, drawn from a generator seeded with ``(seed, epoch, batch)``, so a resumed
-        run sees the batches an uninterrupted one would. A map's true mass, age and distance do
-        not change under them; the networks then need not learn the orientations themselves.
+    augment : {'none', 'dihedral', 'luminosity', 'dihedral+luminosity'}
+        With ``shuffle`` only; drawn from generators seeded with ``(seed, epoch, batch)``, so a
+        resumed run sees the batches an uninterrupted one would.
+        'dihedral': each batch is turned by one of the 8 symmetries of the square (quarter
+        turns, with or without a mirror flip), the same for the inputs and map targets. A map's
+        true mass, age and distance do not change under them; the networks then need not learn
+        the orientations themselves.
+        'luminosity': each map becomes that of a cluster with 10^u times as many stars of the
+        same structure, age and distance, u uniform in +-:data:`LUMINOSITY_AUGMENT_DEX`: log
+        flux and log mass grow by u, M/L, age and distance stay. The number of stars is what
+        differs most between clusters and the image alone cannot tell it from youth, so a
+        network cannot learn a training run's brightness as its age. To first order only: the
+        map's relative graininess stays that of the original number of stars.
+    luminosity_per_dex : (float, float), optional
+        With 'luminosity': the change of the standardised input and target per dex of u
+        (``1 / flux_std``; ``1 / mass_std`` for mass maps, 0 for M/L maps, ages and distances).
 
     Returns
     -------
@@ -133,6 +147,13 @@ def array_pipeline(x, y, *, batch_size: int, shuffle: bool, seed: int = 0,
     batch_size = _positive_int("batch_size", batch_size)
     if augment not in AUGMENTATIONS:
         raise ValueError(f"augment must be one of {list(AUGMENTATIONS)}, got {augment!r}")
+    turns, brighten = "dihedral" in augment, "luminosity" in augment
+    if brighten:
+        try:
+            x_per_dex, y_per_dex = (float(v) for v in luminosity_per_dex)
+        except (TypeError, ValueError):
+            raise ValueError("augment='luminosity' needs luminosity_per_dex=(input, target) "
+                             f"changes per dex, got {luminosity_per_dex!r}") from None
     map_dims = len(y.shape) == 3
 
     def take(idx):  # numpy fancy indexing: one call per batch, the arrays are never copied
@@ -146,6 +167,20 @@ def array_pipeline(x, y, *, batch_size: int, shuffle: bool, seed: int = 0,
         flip = (lambda a: tf.cond(t >= 4, lambda: tf.image.flip_left_right(a), lambda: a))
         return flip(turn(xb)), (flip(turn(yb)) if map_dims else yb)
 
+    def luminosity(key, xb, yb):
+        u = tf.random.stateless_uniform(
+            tf.shape(xb)[:1], seed=tf.stack([key[0] * 1_000_003 + key[1], key[2] + 2**40]),
+            minval=-LUMINOSITY_AUGMENT_DEX, maxval=LUMINOSITY_AUGMENT_DEX)
+        flux_only = tf.one_hot(0, tf.shape(xb)[-1])  # the distance channel does not change
+        xb = xb + (x_per_dex * u)[:, None, None, None] * flux_only
+        shape = tf.concat([tf.shape(u), tf.ones([tf.rank(yb) - 1], tf.int32)], 0)
+        return xb, yb + tf.reshape(y_per_dex * u, shape)
+
+    def augmented(key, xb, yb):
+        if brighten:
+            xb, yb = luminosity(key, xb, yb)
+        return dihedral(key, xb, yb) if turns else (xb, yb)
+
     def gather(idx, key=None):
         dtypes = [tf.as_dtype(x.dtype), tf.as_dtype(y.dtype)] + ([] if c is None else
                                                                  [tf.float32])
@@ -158,7 +193,7 @@ def array_pipeline(x, y, *, batch_size: int, shuffle: bool, seed: int = 0,
         yb = tf.cast(parts[1], tf.float32)
         yb.set_shape([None, *y.shape[1:]])
         yb = yb[..., None] if map_dims else yb
-        return (xb, yb) if key is None else dihedral(key, xb, yb)
+        return (xb, yb) if key is None else augmented(key, xb, yb)
 
     def epoch_batches(epoch):
         idx = tf.range(n, dtype=tf.int64)
@@ -166,7 +201,7 @@ def array_pipeline(x, y, *, batch_size: int, shuffle: bool, seed: int = 0,
             idx = tf.random.experimental.stateless_shuffle(
                 idx, seed=tf.stack([tf.constant(seed, tf.int64), epoch]))
         batches = tf.data.Dataset.from_tensor_slices(idx).batch(batch_size)
-        if shuffle and augment == "dihedral":
+        if shuffle and augment != "none":
             batches = batches.enumerate().map(
                 lambda b, i: (i, tf.stack([tf.constant(seed, tf.int64), epoch, b])))
         return batches
