@@ -2,6 +2,7 @@
 selection by coordinates, errors, standardisation and the Keras batch stream."""
 
 import hashlib
+import json
 import math
 import os
 import signal
@@ -237,6 +238,32 @@ def test_store_holds_imager_maps_with_units_and_provenance(built):
                                ds_.field_flux * 4 * math.pi * ds_.distance**2, rtol=1e-12)
     np.testing.assert_allclose((10.0 ** ds_.mass.astype(float)).sum(("y", "x")),
                                ds_.field_mass, rtol=1e-4)
+
+
+def test_concat_splits_appends_stores_of_one_imager_setup_and_names_a_mismatch(built,
+                                                                                 tmp_path):
+    path, ds, _ = built
+    more = {"R3": PlummerRun("R3", 3.0)}
+    other = D.build_dataset(more, n_samples=8, store=tmp_path / "more.zarr", **SMALL)
+    both = D.concat_splits([path, tmp_path / "more.zarr"])
+    assert both.sizes["sample"] == 32 and both.sample.values.tolist() == list(range(32))
+    assert both.run.values.tolist() == ds.run.values.tolist() + other.run.values.tolist()
+    np.testing.assert_array_equal(both.flux[24:].values, other.flux.values)
+    np.testing.assert_array_equal(both.field_mass[:24].values, ds.field_mass.values)
+    assert both.attrs["store"] == f"{path} + {tmp_path / 'more.zarr'}"
+    assert [s["n_samples"] for s in json.loads(both.attrs["stores_json"])] == [24, 8]
+    assert D.training_mass_to_light(both) == pytest.approx(np.mean(np.concatenate(
+        [ds.field_mass.values / ds.field_luminosity_v.values,
+         other.field_mass.values / other.field_luminosity_v.values])))
+    arrays = D.load_arrays(both, standardisation=D.standardisation(both), targets=["flux"])
+    assert arrays["flux"].shape == (32, *ds.flux.shape[1:])
+    D.build_dataset(more, n_samples=8, store=tmp_path / "coarse.zarr",
+                    imager_options={"smooth_sigma_px": 2.0}, **SMALL)
+    with pytest.raises(DatasetError, match=r"concat_splits: the stores differ in "
+                                           r"imager_setup_json: .*small\.zarr: .*coarse\.zarr"):
+        D.concat_splits([path, tmp_path / "coarse.zarr"])
+    with pytest.raises(DatasetError, match="concat_splits: no store given"):
+        D.concat_splits([])
 
 
 def test_selection_by_coordinates(built):

@@ -48,6 +48,35 @@ def test_grid_is_a_graeco_latin_square_with_one_stated_substitution_and_two_bh_t
     assert {r["rh0_pc"] for r in held} == {2.0, 4.0}
 
 
+def test_partner_square_moves_every_runs_orbit_and_metallicity_to_the_partner_level():
+    extra, square = G.WIDE_EXTRA_GRID, G.WIDE_GRID[:16]
+    names = [r["name"] for r in extra]
+    assert len(extra) == 12 and names[0].startswith("W19 ") and names[-1].startswith("W30 ")
+    assert set(names).isdisjoint(r["name"] for r in G.WIDE_GRID)
+    assert {r["seed"] for r in extra}.isdisjoint(r["seed"] for r in G.WIDE_GRID)
+    assert {r["n_stars"] for r in extra} == set(G.N_LEVELS[:3]) and not any(
+        r["retain_bhs"] for r in extra)
+    partner = {a: b for pair in ((4.0, 8.0), (15.0, 30.0), (-2.2, -1.6), (-1.0, -0.4))
+               for a, b in (pair, pair[::-1])}
+    for r in extra:  # the same cell of N and rh0 as a square run, its orbit and [Fe/H] moved
+        (twin,) = [q for q in square if (q["n_stars"], q["rh0_pc"]) == (r["n_stars"],
+                                                                          r["rh0_pc"])]
+        assert r["feh"] == partner[twin["feh"]]
+        if r["galactocentric_kpc"] == 20.0:  # the 5e4-star run that would orbit at 4 kpc
+            assert r["n_stars"] == 50_000 and twin["galactocentric_kpc"] == 8.0
+        else:  # (the square's own 5e4-star substitute stands for 4 kpc)
+            designed = 4.0 if twin["galactocentric_kpc"] == 20.0 else twin["galactocentric_kpc"]
+            assert r["galactocentric_kpc"] == partner[designed]
+        assert (r["galactocentric_kpc"], r["feh"]) != (twin["galactocentric_kpc"], twin["feh"])
+    for a, b in itertools.combinations(FACTORS, 2):  # no pair of levels twice
+        pairs = [(r[a], r[b]) for r in extra]
+        assert len(set(pairs)) == 12, (a, b)
+    # two more training runs feel the 4 kpc tidal field (the square's training runs had one)
+    assert sum(r["galactocentric_kpc"] == 4.0 for r in extra) == 2
+    assert sum(r["galactocentric_kpc"] == 4.0 for r in square
+               if r["name"] not in G.WIDE_VAL_RUNS + G.WIDE_TEST_RUNS) == 1
+
+
 def test_grid_runs_are_cluster_evolutions_with_the_grid_parameters(tmp_path):
     runs = G.grid_runs(cache_dir=tmp_path, progress=False)
     assert list(runs) == [r["name"] for r in G.WIDE_GRID]
@@ -70,7 +99,7 @@ def test_grid_runs_are_cluster_evolutions_with_the_grid_parameters(tmp_path):
 
 @pytest.mark.slow
 def test_every_grid_run_survives_past_14_gyr():
-    for h in G.grid_histories(times_gyr=(12.0,)):
+    for h in G.grid_histories(times_gyr=(12.0,), grid=G.WIDE_GRID + G.WIDE_EXTRA_GRID):
         assert h["t_end_gyr"] == pytest.approx(14.0), h["name"]
         assert h["mass_msun"][0] > 1000.0
 
@@ -230,3 +259,17 @@ def test_wide_preset_holds_out_the_grids_runs_whole(tmp_path):
         assert plan.grid["held_out"] == {"val": list(G.WIDE_VAL_RUNS),
                                          "test": list(G.WIDE_TEST_RUNS)}
     assert D.DATASET_PRESETS["wide"]["n_train"] == 40_000
+
+
+def test_wide_extra_preset_trains_on_the_partner_square_only(tmp_path):
+    import pidoc_core.dataset as D
+
+    sources = G.wide_sources(cache_dir=tmp_path, progress=False, grid=G.WIDE_EXTRA_GRID)
+    assert list(sources) == [r["name"] for r in G.WIDE_EXTRA_GRID]
+    plans = D.preset_splits("wide-extra", sources, seed=7, n_train=240)
+    assert list(plans) == ["train"] and len(plans["train"]) == 240
+    assert set(plans["train"].run.tolist()) == set(sources)
+    assert plans["train"].grid["held_out"] == {"val": [], "test": []}
+    # as many maps a run as the wide preset's 14 training runs
+    assert D.DATASET_PRESETS["wide-extra"]["n_train"] / 12 == pytest.approx(
+        D.DATASET_PRESETS["wide"]["n_train"] / 14, abs=1)

@@ -130,3 +130,9 @@ def test_pidoc_combine_ships_networks_with_intervals_and_the_measured_range(val_
     assert out.attrs["mass_network"] == "distance-aware" and "field_mass_hi" in out
     flux_only = shipped.predict(val_store.flux.values[:2], mass_network="flux-only")
     assert flux_only.attrs["mass_network"] == "flux-only" and "ml" not in flux_only
+    # networks trained on several stores (--extra-train): the range is measured on all of them
+    assert main(["combine", "--mass-ml", str(tmp_path / "mass-ml"), "--age-distance",
+                 str(tmp_path / "age-distance"), "--train", str(val_path), str(val_path),
+                 "--out", str(tmp_path / "two")]) == 0
+    record = PiDOC.load(tmp_path / "two").provenance["training_luminosity_range"]
+    assert f"{val_path} + {val_path}" in record["source"]

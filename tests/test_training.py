@@ -527,6 +527,41 @@ def test_distance_aware_network_trains_from_memory_and_predicts_mass_from_ml(tmp
         model.predict(flux, distance_kpc=-1.0)
 
 
+def test_training_on_extra_stores_records_them_and_their_conditions(tmp_path):
+    """`pidoc train mass-ml --extra-train STORE --augment dihedral+luminosity`: the extra store's
+    maps train too, and the manifest's data record covers both stores."""
+    import argparse
+
+    from pidoc_core import dataset as D
+
+    from .test_dataset import PlummerRun
+
+    data = _tiny_splits(tmp_path)
+    extra = tmp_path / "extra.zarr"
+    D.build_dataset({"X": PlummerRun("X", 3.0, n_stars=400, times=(5.0, 6.0))}, n_samples=8,
+                    distances_kpc=[20.0, 70.0], psf_fwhms_arcsec=[1.0], seed=1, store=extra,
+                    chunk_size=4, progress=False, imager_options={"fov_arcsec": 8.0})
+    parser = training.add_train_arguments(argparse.ArgumentParser())
+    args = parser.parse_args(["mass-ml", "--dataset", str(data), "--extra-train", str(extra),
+                              "--out", str(tmp_path / "run"), "--epochs", "1", "--filters", "4",
+                              "8", "--batch-size", "4", "--augment", "dihedral+luminosity",
+                              "--verbose", "0"])
+    assert training.run_train(args) == 0
+    manifest = json.loads((tmp_path / "run" / training.EXPORT_DIR / "manifest.json").read_text())
+    prov = manifest["training"]["data"]
+    assert prov["extra_train"] == [str(extra.resolve())]
+    assert prov["extra_train_info_0"]["n_samples"] == 8 and prov["augmentation"] == (
+        "dihedral+luminosity")
+    both = D.concat_splits([data / "train.zarr", extra])
+    assert prov["training_mass_to_light"] == pytest.approx(D.training_mass_to_light(both))
+    assert {20.0, 70.0} <= set(prov["training_grid"]["distance_kpc"])
+    assert prov["training_grid"]["time_gyr"][1] == 6.0  # the extra run's times
+    with pytest.raises(D.DatasetError, match="concat_splits: the stores differ in split"):
+        training.run_train(parser.parse_args(
+            ["mass-ml", "--dataset", str(data), "--extra-train", str(data / "val.zarr"),
+             "--out", str(tmp_path / "run2"), "--epochs", "1", "--verbose", "0"]))
+
+
 def test_array_pipeline_shuffles_each_epoch_reproducibly_and_adds_the_channel():
     x = np.arange(10 * 4 * 4, dtype=np.float16).reshape(10, 4, 4)
     y = np.arange(20, dtype=np.float32).reshape(10, 2)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 #: Presets of ``pidoc dataset build`` (their one home is :data:`pidoc_core.dataset.DATASET_PRESETS`;
 #: named here without importing the dataset module, so ``pidoc --help`` stays fast).
-DATASET_PRESET_NAMES = ("paper", "small", "fresh", "wide")
+DATASET_PRESET_NAMES = ("paper", "small", "fresh", "wide", "wide-extra")
 
 
 def _cmd_dataset_build(args) -> int:
@@ -22,10 +22,11 @@ def _cmd_dataset_build(args) -> int:
                               chunk_size=args.chunk_size, scheduler=args.scheduler,
                               workers=args.workers, progress=True)
         return 0
-    if args.preset == "wide":  # the grid spanning Table 3 (its own runs and held-out runs)
-        from ..evolution.grid import wide_sources
+    if args.preset in ("wide", "wide-extra"):  # the grid spanning Table 3, its partner square
+        from ..evolution.grid import WIDE_EXTRA_GRID, WIDE_GRID, wide_sources
 
-        runs = wide_sources(progress=True)
+        runs = wide_sources(progress=True,
+                            grid=WIDE_GRID if args.preset == "wide" else WIDE_EXTRA_GRID)
     else:
         # thousands of snapshot times: each is made once for all of its maps, not kept on disk
         runs = paper_runs(n_stars=args.n_stars, seed=args.runs_seed, progress=True,
@@ -87,7 +88,9 @@ def add_dataset_commands(sub) -> None:
                         "fresh: 1,200 maps of a cluster no network saw (rh0 = 2.4 pc, 20/40/90 "
                         "kpc, PSF 0.8/1.2\") as fresh.zarr; wide: 40,000/4,000/8,000 from the "
                         "18-run grid spanning the paper's Table 3 clusters, validation and test "
-                        "runs held out whole (hours on 2 cores: README, 'Cost at large N')")
+                        "runs held out whole (hours on 2 cores: README, 'Cost at large N'); "
+                        "wide-extra: 34,286 training maps of the grid's partner square (12 more "
+                        "runs, training only)")
     b.add_argument("--out", required=True, help="output directory (train.zarr, val.zarr, "
                                                 "test.zarr)")
     b.add_argument("--train", type=int, default=None, help="training samples (overrides preset)")

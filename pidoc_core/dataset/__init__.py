@@ -101,7 +101,7 @@ from .arrays import ARRAY_TARGETS, load_arrays
 from .build import _resolve_scheduler, build_dataset, build_splits, write_dataset  # noqa: F401
 from .plan import SamplePlan, every_nth_snapshot, plan_samples
 from .splits import DATASET_PRESETS, FRESH_CLUSTER, fresh_cluster, paper_splits, preset_splits
-from .store import completion, dataset_info, open_dataset, select, standardisation
+from .store import completion, concat_splits, dataset_info, open_dataset, select, standardisation
 from .store import training_mass_to_light
 
 __all__ = [
@@ -125,6 +125,7 @@ __all__ = [
     "build_dataset",
     "build_splits",
     "open_dataset",
+    "concat_splits",
     "completion",
     "select",
     "standardisation",

@@ -212,6 +212,8 @@ DATASET_PRESETS = {
     "small": dict(n_train=512, n_val=64, n_test=128,
                   times=[float(t) for t in range(1, 15)], order="random"),
     "wide": dict(n_train=40_000, n_val=4_000, n_test=8_000, plan="wide", order="snapshot"),
+    # the partner square's 12 runs, training only, ~2,857 samples a run as the wide preset's 14
+    "wide-extra": dict(n_train=34_286, n_val=0, n_test=0, plan="wide-extra", order="snapshot"),
 }
 
 #: The ``fresh`` preset: a cluster none of the networks saw, for a check beyond the test split:
@@ -261,13 +263,14 @@ def preset_splits(preset: str, sources, *, seed: int, n_train=None, n_val=None, 
 
     Parameters
     ----------
-    preset : {'paper', 'small', 'wide'}
+    preset : {'paper', 'small', 'wide', 'wide-extra'}
         Preset name.
     sources : mapping
         Run name -> source; the ``paper`` preset needs sources with ``dense_times(n)`` (the
         embedded :class:`~pidoc_core.evolution.ClusterEvolution` runs), the ``wide`` preset the
         grid's runs (:func:`pidoc_core.evolution.grid.wide_sources`; ``train_runs`` and
-        ``test_run`` do not apply: its held-out runs are the grid's).
+        ``test_run`` do not apply: its held-out runs are the grid's), ``wide-extra`` the partner
+        square's (``wide_sources(grid=WIDE_EXTRA_GRID)``; a training split only).
     seed : int, keyword-only
         Seed of the plans.
     n_train, n_val, n_test : int, optional
@@ -287,6 +290,11 @@ def preset_splits(preset: str, sources, *, seed: int, n_train=None, n_val=None, 
         from ..evolution.grid import wide_splits
 
         return wide_splits(sources, **sizes, seed=seed, order=spec["order"])
+    if spec.get("plan") == "wide-extra":  # training runs only: nothing is held out
+        from ..evolution.grid import wide_splits
+
+        return wide_splits(sources, **sizes, seed=seed, order=spec["order"], val_runs=(),
+                           test_runs=())
     times = spec.get("times")
     if "snapshots" in spec:
         times = {}

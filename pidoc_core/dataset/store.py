@@ -1,11 +1,13 @@
-"""Reading dataset stores: :func:`open_dataset`, :func:`completion`, :func:`select`,
-:func:`dataset_info`, and the training split's constants (:func:`standardisation`,
+"""Reading dataset stores: :func:`open_dataset`, :func:`concat_splits`, :func:`completion`,
+:func:`select`, :func:`dataset_info`, and the training split's constants (:func:`standardisation`,
 :func:`training_mass_to_light`)."""
 
 from __future__ import annotations
 
+import json
 import os
 import warnings
+from pathlib import Path
 
 import numpy as np
 import xarray as xr
@@ -14,8 +16,8 @@ from ..conventions import LOG10_4PI
 from ._common import (_COORDS, _STRING_COORDS, DatasetError, _is_store, _read_attrs, _read_done,
                       _store_path, _strs)
 
-__all__ = ["open_dataset", "completion", "select", "standardisation", "training_mass_to_light",
-           "dataset_info"]
+__all__ = ["open_dataset", "concat_splits", "completion", "select", "standardisation",
+           "training_mass_to_light", "dataset_info"]
 
 
 def completion(path) -> tuple[int, int]:
@@ -76,6 +78,54 @@ def open_dataset(path, *, allow_incomplete: bool = False, chunks="auto-zarr") ->
             values = _strs(values)
         loaded[name] = ("sample", values, ds[name].attrs)
     return ds.assign_coords(loaded)
+
+
+def concat_splits(paths) -> xr.Dataset:
+    """Several complete stores of one split as one dataset (e.g. the ``wide`` and ``wide-extra``
+    presets' ``train.zarr``: more runs for the same networks).
+
+    Parameters
+    ----------
+    paths : sequence of str or os.PathLike
+        Stores written by :func:`write_dataset` with the same split (stores of
+        :func:`~pidoc_core.dataset.build_dataset`, split 'custom', join any) and the same
+        imager set-up (map size, pixel scale, smoothing, photometry).
+
+    Returns
+    -------
+    xarray.Dataset
+        As :func:`open_dataset`, samples in the order of ``paths`` and numbered again from 0;
+        attributes ``split``, ``chunk_size``, ``imager_setup_json`` (shared), ``store`` (the
+        paths joined by ' + ') and ``stores_json`` (each store's path, plan digest and size).
+
+    Raises
+    ------
+    DatasetError
+        No path, an incomplete store, or stores of different splits or imager set-ups (named).
+    """
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise DatasetError("concat_splits: no store given")
+    parts = [open_dataset(p) for p in paths]
+    if len(parts) == 1:
+        return parts[0]
+    for key in ("split", "imager_setup_json"):
+        values = {str(p): ds.attrs.get(key) for p, ds in zip(paths, parts)}
+        if len(set(values.values()) - ({"custom"} if key == "split" else set())) > 1:
+            raise DatasetError(f"concat_splits: the stores differ in {key}: "
+                               + "; ".join(f"{p}: {v}" for p, v in values.items()))
+    ds = xr.concat(parts, dim="sample", data_vars="all", coords="different", compat="equals",
+                   combine_attrs="drop")
+    ds = ds.assign_coords(sample=np.arange(ds.sizes["sample"]))
+    splits = {d.attrs.get("split") for d in parts} - {"custom"}
+    ds.attrs = {"split": splits.pop() if splits else "custom",
+                "chunk_size": int(parts[0].attrs.get("chunk_size", 32)),
+                "imager_setup_json": parts[0].attrs.get("imager_setup_json"),
+                "store": " + ".join(str(p) for p in paths),
+                "stores_json": json.dumps([{"path": str(p), "plan_sha256": d.attrs.get(
+                    "plan_sha256"), "n_samples": int(d.sizes["sample"])}
+                    for p, d in zip(paths, parts)])}
+    return ds
 
 
 def _as_dataset(ds) -> xr.Dataset:

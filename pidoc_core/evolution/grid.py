@@ -41,6 +41,18 @@ of the square (rh0 = 8 pc, 5e4 and 1.5e5 stars) are repeated with the same seed 
 5e4-star twin has 705 Lsun in the field at 17 kpc (its square twin 1,305) and a half-light
 radius of 8.4 pc (5.9 pc).
 
+The partner square (:data:`WIDE_EXTRA_GRID`, runs 19-30, the ``wide-extra`` preset): the same
+cells of N and rh0 with every run's orbit and metallicity moved to the partner level (level
+index XOR 1: 4 <-> 8 and 15 <-> 30 kpc, -2.2 <-> -1.6 and -1.0 <-> -0.4 dex), so no cell repeats
+a run of the square and the pairs of levels stay balanced. Measured, not designed in advance:
+the square's validation and test runs (interior cells of N and rh0) orbit at 4 and 30 kpc, so
+with them held out only one training run (W16, 10^6 stars, rh0 = 8 pc, hardly stripped) felt
+the 4 kpc tidal field, and the networks trained on the square erred most on unseen runs. The
+partner square adds two runs at 4 kpc. Its 10^6-star row is left out (each such run costs
+about three 4e5-star ones to build and the square already has four); as in the square, the
+5e4-star run that would orbit at 4 kpc (dissolved at 8.2 Gyr) orbits at 20 kpc. All twelve
+survive to 14 Gyr. They only train: the held-out runs stay the square's.
+
 Validation and test hold out whole runs (:data:`WIDE_VAL_RUNS`, :data:`WIDE_TEST_RUNS`): four
 runs inside the ranges of N and rh0, so the extremes that reach the faintest and brightest
 Table 3 fields stay in training (:func:`wide_splits`).
@@ -65,7 +77,7 @@ from .field import _AXES, FieldEvolution, field_stars, inner_density_centre, rea
 from .stellar import AGE_STEP_GYR
 
 __all__ = ["N_LEVELS", "RH0_LEVELS_PC", "RG_LEVELS_KPC", "FEH_LEVELS", "WIDE_GRID",
-           "BH_TWINS", "WIDE_VAL_RUNS", "WIDE_TEST_RUNS", "WIDE_DISTANCES_KPC", "WIDE_PSFS_ARCSEC",
+           "BH_TWINS", "WIDE_EXTRA_GRID", "WIDE_VAL_RUNS", "WIDE_TEST_RUNS", "WIDE_DISTANCES_KPC", "WIDE_PSFS_ARCSEC",
            "WIDE_SNAPSHOTS", "WIDE_SSE_AGE_STEP_GYR", "metallicity_z", "grid_runs", "wide_sources",
            "grid_histories", "reach_radius_pc",
            "field_stars", "inner_density_centre", "FieldEvolution", "wide_splits", "field_records",
@@ -95,17 +107,18 @@ def metallicity_z(feh: float) -> float:
     return round(0.019 * 10.0 ** float(feh), 7)
 
 
-def _square():
-    """The 16 runs of the Graeco-Latin square (see the module notes)."""
+def _square(*, partner=0, n_levels=N_LEVELS, first=1):
+    """The 16 runs of the Graeco-Latin square, or with ``partner=1`` the partner square's (see
+    the module notes), numbered from ``first``."""
     alpha = (0, 2, 3, 1)  # multiplication by a generator of GF(4), elements as 2-bit ints
     rows = []
-    for i, n in enumerate(N_LEVELS):
+    for i, n in enumerate(n_levels):
         for j, rh0 in enumerate(RH0_LEVELS_PC):
-            rg = RG_LEVELS_KPC[i ^ j]
+            rg = RG_LEVELS_KPC[i ^ j ^ partner]
             if n == N_LEVELS[0] and rg == RG_LEVELS_KPC[0]:
                 rg = _SUBSTITUTE_RG_KPC
-            feh = FEH_LEVELS[i ^ alpha[j]]
-            k = len(rows) + 1
+            feh = FEH_LEVELS[i ^ alpha[j] ^ partner]
+            k = len(rows) + first
             rows.append(dict(name=f"W{k:02d} N{n // 1000}k rh{rh0:g} Rg{rg:g} FeH{feh:+.1f}",
                              n_stars=n, rh0_pc=rh0, galactocentric_kpc=rg, feh=feh,
                              metallicity=metallicity_z(feh), seed=_SEED0 + k, retain_bhs=False))
@@ -125,6 +138,9 @@ BH_TWINS = _bh_twins(_SQUARE)
 #: The 18 runs: the square's 16 then :data:`BH_TWINS`; keys name, n_stars, rh0_pc (pc),
 #: galactocentric_kpc (kpc), feh (dex), metallicity (Z), seed, retain_bhs.
 WIDE_GRID = _SQUARE + BH_TWINS
+#: The partner square's 12 runs of N <= 4e5 (runs 19-30; see the module notes): training runs of
+#: the ``wide-extra`` preset, keys as :data:`WIDE_GRID`.
+WIDE_EXTRA_GRID = _square(partner=1, n_levels=N_LEVELS[:3], first=len(WIDE_GRID) + 1)
 #: Runs held out whole for validation and for testing (interior levels of N and rh0).
 WIDE_VAL_RUNS = tuple(r["name"] for r in WIDE_GRID
                       if (r["n_stars"], r["rh0_pc"]) in ((150_000, 4.0), (400_000, 2.0)))
@@ -144,13 +160,13 @@ WIDE_SSE_AGE_STEP_GYR = round(14.0 / (WIDE_SNAPSHOTS - 1), 10)
 
 def grid_runs(*, names=None, cache_dir=None, progress=True, cache_snapshots=False,
               sse_grid_masses=None, sse_age_step_gyr=AGE_STEP_GYR, field_radius_pc=None,
-              lines_of_sight=("x", "y", "z")) -> dict:
-    """The runs of :data:`WIDE_GRID` as snapshot sources.
+              lines_of_sight=("x", "y", "z"), grid=WIDE_GRID) -> dict:
+    """The runs of :data:`WIDE_GRID` (or another grid) as snapshot sources.
 
     Parameters
     ----------
     names : sequence of str, keyword-only
-        Subset of run names (default all 18).
+        Subset of run names (default all of ``grid``).
     cache_dir : path, keyword-only
         Cache directory (default ``$PIDOC_CACHE_DIR`` or the user cache).
     progress : bool, keyword-only
@@ -166,20 +182,22 @@ def grid_runs(*, names=None, cache_dir=None, progress=True, cache_snapshots=Fals
         :func:`reach_radius_pc`); None draws every star (:class:`ClusterEvolution`).
     lines_of_sight : sequence of {'x', 'y', 'z'}, keyword-only
         Lines of sight along which the field radius is applied.
+    grid : sequence of dict, keyword-only
+        Rows in the form of :data:`WIDE_GRID` (e.g. :data:`WIDE_EXTRA_GRID`).
 
     Returns
     -------
     dict
         Run name -> :class:`~pidoc_core.evolution.ClusterEvolution` (or :class:`FieldEvolution`),
-        in :data:`WIDE_GRID` order. Nothing is computed until a snapshot is asked for.
+        in ``grid`` order. Nothing is computed until a snapshot is asked for.
     """
-    known = [r["name"] for r in WIDE_GRID]
+    known = [r["name"] for r in grid]
     wanted = known if names is None else list(names)
     unknown = [n for n in wanted if n not in known]
     if unknown:
         raise ValueError(f"names has unknown run(s) {unknown}; the grid's runs are {known}")
     out = {}
-    for row in WIDE_GRID:
+    for row in grid:
         if row["name"] not in wanted:
             continue
         kw = dict(n_stars=row["n_stars"], galactocentric_kpc=row["galactocentric_kpc"],
@@ -195,8 +213,9 @@ def grid_runs(*, names=None, cache_dir=None, progress=True, cache_snapshots=Fals
     return out
 
 
-def wide_sources(*, cache_dir=None, progress=True, sse_grid_masses=None) -> dict:
-    """The grid's runs as the ``wide`` preset builds them.
+def wide_sources(*, cache_dir=None, progress=True, sse_grid_masses=None,
+                 grid=WIDE_GRID) -> dict:
+    """The grid's runs as the ``wide`` (and ``wide-extra``) preset builds them.
 
     :class:`FieldEvolution` runs cut at :func:`reach_radius_pc` of :data:`WIDE_DISTANCES_KPC` and
     :data:`WIDE_PSFS_ARCSEC` along the preset's line of sight (z), density centre from the
@@ -206,15 +225,15 @@ def wide_sources(*, cache_dir=None, progress=True, sse_grid_masses=None) -> dict
 
     Parameters
     ----------
-    cache_dir, progress, sse_grid_masses
-        As :func:`grid_runs`.
+    cache_dir, progress, sse_grid_masses, grid
+        As :func:`grid_runs` (``grid=WIDE_EXTRA_GRID``: the ``wide-extra`` preset's runs).
 
     Returns
     -------
     dict
-        Run name -> :class:`FieldEvolution`, in :data:`WIDE_GRID` order.
+        Run name -> :class:`FieldEvolution`, in ``grid`` order.
     """
-    return grid_runs(cache_dir=cache_dir, progress=progress, cache_snapshots=False,
+    return grid_runs(grid=grid, cache_dir=cache_dir, progress=progress, cache_snapshots=False,
                      sse_grid_masses=sse_grid_masses, sse_age_step_gyr=WIDE_SSE_AGE_STEP_GYR,
                      lines_of_sight=("z",),
                      field_radius_pc=reach_radius_pc(WIDE_DISTANCES_KPC, WIDE_PSFS_ARCSEC))
@@ -291,15 +310,16 @@ def wide_splits(sources=None, *, n_train=40_000, n_val=4_000, n_test=8_000, seed
     distances_kpc, psf_fwhms_arcsec : sequence of float, keyword-only
         Distances (kpc) and seeing (arcsec) of every split.
     val_runs, test_runs : sequence of str, keyword-only
-        Runs held out whole for validation and testing; every other source trains.
+        Runs held out whole for validation and testing; every other source trains. With none,
+        that split is not planned (``wide-extra``: its runs only train).
     shift_max_arcsec, rotations_deg, lines_of_sight, order
         As :func:`pidoc_core.dataset.paper_splits`.
 
     Returns
     -------
     dict
-        ``{"train": SamplePlan, "val": SamplePlan, "test": SamplePlan}``; each plan's ``grid``
-        records the protocol and the held-out runs.
+        ``{"train": SamplePlan, "val": SamplePlan, "test": SamplePlan}`` (the splits with runs);
+        each plan's ``grid`` records the protocol and the held-out runs.
 
     Raises
     ------
@@ -328,6 +348,8 @@ def wide_splits(sources=None, *, n_train=40_000, n_val=4_000, n_test=8_000, seed
     sizes = {"train": n_train, "val": n_val, "test": n_test}
     plans = {}
     for split, runs in roles.items():
+        if not runs:  # no held-out runs: a training set only (the wide-extra preset)
+            continue
         times = {r: _source_times(sources[r], snapshots_per_run) for r in runs}
         plan = plan_samples({r: times[r] for r in runs}, distances_kpc=distances_kpc,
                             psf_fwhms_arcsec=psf_fwhms_arcsec, n_samples=sizes[split],

@@ -74,9 +74,10 @@ def add_combine_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentP
                                                         "mass network")
     parser.add_argument("--calibrate", default=None, help="validation store (val.zarr) on which "
                                                           "to calibrate the 68 %% intervals")
-    parser.add_argument("--train", default=None, help="training store (train.zarr) whose "
-                                                      "field-luminosity range is recorded "
-                                                      "(default: train.zarr beside --calibrate)")
+    parser.add_argument("--train", nargs="+", default=None, metavar="STORE",
+                        help="training store(s) (train.zarr, and any --extra-train stores of the "
+                             "networks) whose field-luminosity range is recorded (default: "
+                             "train.zarr beside --calibrate)")
     parser.add_argument("--out", required=True, help="output model directory")
     parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     parser.set_defaults(func=run_combine)
@@ -91,6 +92,10 @@ def run_combine(args) -> int:
     if train is None and args.calibrate is not None:
         beside = Path(args.calibrate).parent / "train.zarr"
         train = beside if beside.is_dir() else None
+    elif train is not None:
+        from ..dataset import concat_splits
+
+        train = concat_splits(train) if len(train) > 1 else train[0]
     try:
         model, training = combine_models(age_distance=args.age_distance, mass=args.mass,
                                          mass_ml=args.mass_ml, calibrate=args.calibrate,
@@ -104,5 +109,6 @@ def run_combine(args) -> int:
     if cal:
         print(f"  68 % intervals calibrated on {cal['n_maps']} validation maps")
     if "training_luminosity_range" in model.provenance:
-        print(f"  training field-luminosity range measured on {train}")
+        where = train.attrs.get("store") if hasattr(train, "attrs") else train
+        print(f"  training field-luminosity range measured on {where}")
     return 0

@@ -36,6 +36,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
                              "pidoc_core.dataset.build_splits, or one training store")
     parser.add_argument("--validation", default=None,
                         help="validation store (default: val.zarr next to train.zarr)")
+    parser.add_argument("--extra-train", nargs="+", default=(), metavar="STORE",
+                        help="more training stores of the same imager set-up, appended to the "
+                             "training split (e.g. the wide-extra preset's train.zarr)")
     parser.add_argument("--out", required=True, help="run directory")
     parser.add_argument("--epochs", type=int, default=200, help="total epochs (default 200)")
     parser.add_argument("--batch-size", type=int, default=32)
@@ -145,11 +148,15 @@ def _dataset_stores(path, validation=None):
     return train, (None if validation is None else Path(validation))
 
 
-def _provenance(args, dsmod, train_ds, train_path, val_path) -> dict:
+def _provenance(args, dsmod, train_ds, train_path, val_path, extra=()) -> dict:
     """The data description of a ``pidoc train`` run, for the manifest."""
     provenance = {"train": str(train_path.resolve()),
                   "validation": None if val_path is None else str(val_path.resolve())}
-    for role, p in (("train_info", train_path), ("validation_info", val_path)):
+    if extra:
+        provenance["extra_train"] = [str(Path(p).resolve()) for p in extra]
+    roles = [("train_info", train_path), ("validation_info", val_path)]
+    roles += [(f"extra_train_info_{k}", Path(p)) for k, p in enumerate(extra)]
+    for role, p in roles:
         if p is not None and hasattr(dsmod, "dataset_info"):
             info = dsmod.dataset_info(p)
             provenance[role] = json.loads(json.dumps(info, default=str))
@@ -185,7 +192,8 @@ def run_train(args) -> int:
     from .. import dataset as dsmod  # noqa: PLC0415 - heavy, only for this command
 
     train_path, val_path = _dataset_stores(args.dataset, getattr(args, "validation", None))
-    train_ds = dsmod.open_dataset(train_path)
+    extra = list(getattr(args, "extra_train", ()) or ())
+    train_ds = dsmod.concat_splits([train_path, *extra])
     val_ds = None if val_path is None else dsmod.open_dataset(val_path)
     per_output = getattr(args, "targets", "joint") == "per-output"
     if per_output and args.kind != "age-distance":
@@ -234,7 +242,7 @@ def run_train(args) -> int:
     val_data = None if val_ds is None else pipeline(val_ds, False)[0]
     steps = args.steps_per_epoch or math.ceil(len(train_arrays[x_name]) / args.batch_size)
 
-    provenance = _provenance(args, dsmod, train_ds, train_path, val_path)
+    provenance = _provenance(args, dsmod, train_ds, train_path, val_path, extra)
     architecture = _architecture(args, channel, train_arrays[x_name].shape[1:],
                                  initialised=init_model is not None)
     result = fit(
