@@ -156,7 +156,9 @@ def test_training_runs_come_from_the_manifest(tiny_model, tmp_path):  # noqa: F8
     saved = tiny_model.save(tmp_path / "m")
     manifest = json.loads((saved / "manifest.json").read_text())
     manifest["training"] = {"mass": {"data": {"train_info": {"runs": {"W01": 10, "W02": 5}}}},
-                            "age_distance": {"data": {"train_info": {"runs": {"W03": 7}}}}}
+                            "age_distance": {"data": {"train_info": {"runs": {"W03": 7}},
+                                                      "extra_train_info_0": {"runs": {"W19": 4}},
+                                                      "validation_info": {"runs": {"W07": 3}}}}}
     (saved / "manifest.json").write_text(json.dumps(manifest))
-    assert training_runs(PiDOC.load(saved)) == {"W01", "W02", "W03"}
+    assert training_runs(PiDOC.load(saved)) == {"W01", "W02", "W03", "W19"}
     assert training_runs(tiny_model) == set()

@@ -142,7 +142,8 @@ def match_mocks(sources: Mapping, *, catalogue=None, feh: Mapping | None = None,
 
 def training_runs(model) -> set:
     """Names of the runs any of the model's networks was trained on, from its manifest's
-    training records (empty when the model is not saved or records none)."""
+    training records, extra training stores included (empty when the model is not saved or
+    records none)."""
     from pathlib import Path
 
     from ..model.io import read_manifest
@@ -152,8 +153,10 @@ def training_runs(model) -> set:
         return set()
     runs = set()
     for record in read_manifest(Path(loaded)).get("training", {}).values():
-        info = record.get("data", {}).get("train_info", {}) if isinstance(record, dict) else {}
-        runs.update(info.get("runs", {}))
+        data = record.get("data", {}) if isinstance(record, dict) else {}
+        for key, info in data.items():
+            if key == "train_info" or key.startswith("extra_train_info_"):
+                runs.update(info.get("runs", {}))
     return runs
 
 
