@@ -286,15 +286,12 @@ def preset_splits(preset: str, sources, *, seed: int, n_train=None, n_val=None, 
     spec = DATASET_PRESETS[preset]
     sizes = {k: spec[k] if v is None else v
              for k, v in (("n_train", n_train), ("n_val", n_val), ("n_test", n_test))}
-    if spec.get("plan") == "wide":
+    if spec.get("plan") in ("wide", "wide-extra"):
         from ..evolution.grid import wide_splits
 
-        return wide_splits(sources, **sizes, seed=seed, order=spec["order"])
-    if spec.get("plan") == "wide-extra":  # training runs only: nothing is held out
-        from ..evolution.grid import wide_splits
-
-        return wide_splits(sources, **sizes, seed=seed, order=spec["order"], val_runs=(),
-                           test_runs=())
+        # wide-extra: training runs only, nothing is held out
+        held = {} if spec["plan"] == "wide" else dict(val_runs=(), test_runs=())
+        return wide_splits(sources, **sizes, seed=seed, order=spec["order"], **held)
     times = spec.get("times")
     if "snapshots" in spec:
         times = {}

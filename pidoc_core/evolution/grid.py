@@ -77,9 +77,9 @@ from .field import _AXES, FieldEvolution, field_stars, inner_density_centre, rea
 from .stellar import AGE_STEP_GYR
 
 __all__ = ["N_LEVELS", "RH0_LEVELS_PC", "RG_LEVELS_KPC", "FEH_LEVELS", "WIDE_GRID",
-           "BH_TWINS", "WIDE_EXTRA_GRID", "WIDE_VAL_RUNS", "WIDE_TEST_RUNS", "WIDE_DISTANCES_KPC", "WIDE_PSFS_ARCSEC",
-           "WIDE_SNAPSHOTS", "WIDE_SSE_AGE_STEP_GYR", "metallicity_z", "grid_runs", "wide_sources",
-           "grid_histories", "reach_radius_pc",
+           "BH_TWINS", "WIDE_EXTRA_GRID", "WIDE_VAL_RUNS", "WIDE_TEST_RUNS",
+           "WIDE_DISTANCES_KPC", "WIDE_PSFS_ARCSEC", "WIDE_SNAPSHOTS", "WIDE_SSE_AGE_STEP_GYR",
+           "metallicity_z", "grid_runs", "wide_sources", "grid_histories", "reach_radius_pc",
            "field_stars", "inner_density_centre", "FieldEvolution", "wide_splits", "field_records",
            "projected_radii", "map_core_radius_arcsec"]
 
