@@ -556,6 +556,15 @@ def test_training_on_extra_stores_records_them_and_their_conditions(tmp_path):
     assert prov["training_mass_to_light"] == pytest.approx(D.training_mass_to_light(both))
     assert {20.0, 70.0} <= set(prov["training_grid"]["distance_kpc"])
     assert prov["training_grid"]["time_gyr"][1] == 6.0  # the extra run's times
+    # `pidoc combine` without --train measures the range on the stores the networks record
+    from pidoc_core.model.ship import _recorded_training_stores
+
+    export = tmp_path / "run" / training.EXPORT_DIR
+    assert _recorded_training_stores(None, export) == [str((data / "train.zarr").resolve()),
+                                                       str(extra.resolve())]
+    extra.rename(tmp_path / "moved.zarr")  # a recorded store gone: no silent partial range
+    assert _recorded_training_stores(export) is None
+    extra = (tmp_path / "moved.zarr").rename(extra)
     with pytest.raises(D.DatasetError, match="concat_splits: the stores differ in split"):
         training.run_train(parser.parse_args(
             ["mass-ml", "--dataset", str(data), "--extra-train", str(data / "val.zarr"),

@@ -76,12 +76,27 @@ def add_combine_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentP
                                                           "to calibrate the 68 %% intervals")
     parser.add_argument("--train", nargs="+", default=None, metavar="STORE",
                         help="training store(s) (train.zarr, and any --extra-train stores of the "
-                             "networks) whose field-luminosity range is recorded (default: "
-                             "train.zarr beside --calibrate)")
+                             "networks) whose field-luminosity range is recorded (default: the "
+                             "stores the mass networks' manifests record, else train.zarr beside "
+                             "--calibrate)")
     parser.add_argument("--out", required=True, help="output model directory")
     parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     parser.set_defaults(func=run_combine)
     return parser
+
+
+def _recorded_training_stores(*paths):
+    """The training stores (``train`` and ``extra_train``) that the mass networks' manifests
+    record, when every one of them is still on disk; else None."""
+    stores = []
+    for path in paths:
+        if path is None or not is_saved_model(path):
+            continue
+        data = (read_manifest(Path(path)).get("training") or {}).get("data") or {}
+        for store in [data.get("train"), *data.get("extra_train", [])]:
+            if store and store not in stores:
+                stores.append(store)
+    return stores if stores and all(Path(s).is_dir() for s in stores) else None
 
 
 def run_combine(args) -> int:
@@ -89,10 +104,12 @@ def run_combine(args) -> int:
     if args.mass is None and args.mass_ml is None:
         raise SystemExit("pidoc combine: give --mass, --mass-ml or both")
     train = args.train
+    if train is None:
+        train = _recorded_training_stores(args.mass, args.mass_ml)
     if train is None and args.calibrate is not None:
         beside = Path(args.calibrate).parent / "train.zarr"
-        train = beside if beside.is_dir() else None
-    elif train is not None:
+        train = [beside] if beside.is_dir() else None
+    if train is not None:
         from ..dataset import concat_splits
 
         train = concat_splits(train) if len(train) > 1 else train[0]
