@@ -116,7 +116,6 @@ class ExploreView(param.Parameterized):
         self.status = pn.pane.Alert("", alert_type="success", margin=(0, 5), height=135,
                                     width=390, styles={"overflow-y": "auto", "font-size": "90%"})
         self.last = self.pinned = None
-        self.param.angle.constant = True
         self.param.run.objects = names
         with param.parameterized.discard_events(self):
             self.run = next((n for n in names if n.startswith("MW15 ")), names[0])
@@ -136,10 +135,6 @@ class ExploreView(param.Parameterized):
         self._set_times()
         if self.time == before:  # otherwise the time watcher has updated already
             self.update()
-
-    @param.depends("rotation", watch=True)
-    def _on_rotation(self) -> None:
-        self.param.angle.constant = self.rotation != "free"
 
     def setup(self) -> ObservationSetup:
         """The observing conditions the settings describe."""
@@ -275,6 +270,13 @@ class ExploreView(param.Parameterized):
                      "pin": {"type": pn.widgets.Button, "button_type": "primary"}})
         for widget in controls.layout:
             widget.width = 225  # inside the 240-px column (Panel's default is 300)
+        # the free angle is read only for a free rotation (see `setup`); its widget is disabled
+        # otherwise. The parameter itself stays settable, so a value sent by the page while the
+        # widget is disabled is ignored instead of raising on the server.
+        angle = controls._widgets["angle"]
+        angle.disabled = self.rotation != "free"
+        self.param.watch(lambda event: setattr(angle, "disabled", event.new != "free"),
+                         "rotation")
         return controls
 
     def panel(self) -> pn.viewable.Viewable:
