@@ -124,7 +124,7 @@ class PiDOC(Predictor, SavedModelIO, V01Import):
         self.map_shape = tuple(int(s) for s in shape[:2])
         self._lock = threading.Lock()
         self.xla = False
-        self._compiled = {}
+        self._compiled, self._folded = {}, {}
 
     def _check_standardisation(self, standardisation):
         s = dict(standardisation)

@@ -89,12 +89,14 @@ def interval(value, by, table: dict):
     ``value`` may have more dimensions than ``by`` (e.g. maps ``(n, H, W)`` with ``by`` of shape
     ``(n,)``); values of ``by`` outside the calibrated range take the nearest bin.
     """
-    v = np.asarray(value, float)
+    v = np.asarray(value)
+    if v.dtype != np.float32:  # float32 maps stay float32
+        v = v.astype(np.float64)
     b = np.atleast_1d(np.asarray(by, float))
     edges = np.asarray(table["edges"])
     idx = np.clip(np.searchsorted(edges, b, side="right") - 1, 0, len(table["q_lo"]) - 1)
-    lo = np.asarray(table["q_lo"])[idx]
-    hi = np.asarray(table["q_hi"])[idx]
+    lo = np.asarray(table["q_lo"], v.dtype)[idx]
+    hi = np.asarray(table["q_hi"], v.dtype)[idx]
     shape = b.shape + (1,) * (v.ndim - b.ndim)
     return v - hi.reshape(shape), v - lo.reshape(shape)
 

@@ -1,4 +1,5 @@
-"""Prediction with a pi-DOC model: checked input maps, standardisation, XLA-compiled batches."""
+"""Prediction with a pi-DOC model: checked input maps, standardisation, inference copies of the
+networks (batch normalisation folded, optionally XLA-compiled batches)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import numpy as np
 import xarray as xr
 
 from ..conventions import log_luminosity_per_pixel
+from ..networks.folding import fold_batch_norm
 from .intervals import interval
 from .spec import OUTPUT_UNITS, OUTPUTS, ModelError
 
@@ -16,8 +18,16 @@ class Predictor:
     """Mixin of :class:`~pidoc_core.model.PiDOC`: :meth:`predict`.
 
     Uses the container's ``standardisation``, ``map_shape``, ``has_mass``, ``has_age_distance``,
-    networks, ``xla``, ``_lock`` and ``_compiled``.
+    networks, ``xla``, ``_lock``, ``_compiled`` and ``_folded``.
     """
+
+    def _inference_network(self, net):
+        """``net`` with batch normalisation folded (:func:`~pidoc_core.networks.folding.
+        fold_batch_norm`: ~10 % faster on a CPU; it reads ``net``'s variables, so it follows
+        changes of its weights), made once per network."""
+        if id(net) not in self._folded:  # the network is kept with it, so the id stays its own
+            self._folded[id(net)] = (net, fold_batch_norm(net))
+        return self._folded[id(net)][1]
 
     def _check_flux(self, flux):
         """-> (float32 array (n, H, W), {name: (dim, values, attrs)} coordinates to keep)."""
@@ -83,6 +93,7 @@ class Predictor:
     def _run(self, net, x, batch_size):
         out = []
         with self._lock:
+            net = self._inference_network(net)
             compiled = self._compiled_call(net) if batch_size >= self.XLA_MIN_BATCH else None
             for start in range(0, x.shape[0], batch_size):
                 chunk = x[start:start + batch_size]
@@ -144,7 +155,7 @@ class Predictor:
 
     # predict: ~109 lines, ~50 of them the docstring (each option and its units), ~59 code
     def predict(self, flux, *, distance_kpc=None, mass_network: str = "auto",
-                batch_size: int = 32) -> xr.Dataset:
+                batch_size: int = 16) -> xr.Dataset:
         """Predict mass map, distance and age from log10 flux maps.
 
         Parameters
@@ -163,7 +174,8 @@ class Predictor:
             'auto': the distance-aware network when the model has it (and a distance is given
             or predicted), else the paper's flux-only network; 'none': no mass map.
         batch_size : int
-            Maps per network call.
+            Maps per network call; the default, 16, took the least time per map on a 2-core
+            CPU (8, 16, 32 and 64 measured; 64 was ~15 % slower per map).
 
         Returns
         -------
@@ -218,28 +230,31 @@ class Predictor:
             attrs["distance_source"] = "given" if given is not None else "predicted"
             c = ((np.log10(d) - s["log_distance_mean"]) / s["log_distance_std"]).astype(np.float32)
             x2 = np.concatenate([x, np.broadcast_to(c[:, None, None, None], x.shape)], axis=-1)
-            ml = self._run(self.mass_ml_network, x2, batch_size)[..., 0].astype(np.float64)
-            ml = ml * s["ml_std"] + s["ml_mean"]
-            logl = log_luminosity_per_pixel(arr.astype(np.float64), d[:, None, None])
-            data_vars["ml"] = (("sample", "y", "x"), ml.astype(np.float32),
+            # maps in float32 (the networks' precision, ~1e-6 dex here): half the memory
+            # traffic of float64 per map
+            ml = self._run(self.mass_ml_network, x2, batch_size)[..., 0]
+            ml = ml * np.float32(s["ml_std"]) + np.float32(s["ml_mean"])
+            logl = log_luminosity_per_pixel(arr, d[:, None, None].astype(np.float32))
+            data_vars["ml"] = (("sample", "y", "x"), ml,
                                {"units": OUTPUT_UNITS["ml"],
                                 "long_name": "log10 of the V-band mass-to-light ratio per pixel"})
-            data_vars["mass"] = (("sample", "y", "x"), (ml + logl).astype(np.float32),
+            data_vars["mass"] = (("sample", "y", "x"), ml + logl,
                                  {"units": OUTPUT_UNITS["mass"],
                                   "long_name": "log10 of the mass per pixel"})
             data_vars["distance_used"] = (("sample",), d, {"units": "kpc", "long_name":
                                           "distance given to the distance-aware network"})
         elif choice == "flux-only":
-            m = self._run(self.mass_network, x, batch_size)[..., 0].astype(np.float64)
+            m = self._run(self.mass_network, x, batch_size)[..., 0]
             data_vars["mass"] = (
                 ("sample", "y", "x"),
-                (m * s["mass_std"] + s["mass_mean"]).astype(np.float32),
+                m * np.float32(s["mass_std"]) + np.float32(s["mass_mean"]),
                 {"units": OUTPUT_UNITS["mass"], "long_name": "log10 of the mass per pixel"},
             )
         if "mass" in data_vars:
-            log_field = np.log10(np.sum(10.0 ** data_vars["mass"][1].astype(np.float64),
-                                        axis=(1, 2)))
-            data_vars["field_mass"] = (("sample",), 10.0 ** log_field, {
+            # 10**m as exp(m ln 10): numpy's vectorised float32 exp is ~3x faster than power
+            pixels = np.exp(data_vars["mass"][1] * np.float32(np.log(10.0)))
+            data_vars["field_mass"] = (("sample",), np.sum(pixels, axis=(1, 2),
+                                                           dtype=np.float64), {
                 "units": "Msun", "long_name": "predicted mass in the field of view"})
         calibration = self.provenance.get("intervals")
         if calibration:
@@ -284,5 +299,6 @@ class Predictor:
         lo, hi = interval(np.log10(data_vars["field_mass"][1]), by, tables["log_field_mass"])
         add("field_mass", ("sample",), (10.0 ** lo, 10.0 ** hi), "Msun", "the field mass")
         lo, hi = interval(data_vars["mass"][1], by, tables["pixel_log_mass"])
-        add("mass", ("sample", "y", "x"), (lo.astype(np.float32), hi.astype(np.float32)),
+        add("mass", ("sample", "y", "x"),
+            (lo.astype(np.float32, copy=False), hi.astype(np.float32, copy=False)),
             OUTPUT_UNITS["mass"], "the mass per pixel")

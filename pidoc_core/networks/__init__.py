@@ -25,12 +25,14 @@ Builders record their arguments in ``model.pidoc_architecture`` (a JSON string) 
 
 Modules: :mod:`.paper` (the paper's two networks), :mod:`.compact` (the CPU recipe),
 :mod:`.registry` (:func:`build_network`, :func:`architecture_of`), :mod:`.perceptual`
-(:class:`PerceptualLoss`, :func:`read_keras2_h5_weights`), :mod:`.metrics`.
+(:class:`PerceptualLoss`, :func:`read_keras2_h5_weights`), :mod:`.metrics`, :mod:`.folding`
+(:func:`fold_batch_norm`: the inference copy that :meth:`pidoc_core.model.PiDOC.predict` runs).
 """
 
 from __future__ import annotations
 
 from .compact import build_age_distance_net, build_mass_unet
+from .folding import fold_batch_norm
 from .metrics import R2Score, mse, r2_score
 from .paper import DEFAULT_DROPOUT, build_age_distance_cnn, build_encoder_decoder
 from .perceptual import (VGG_FEATURE_LAYERS, VGG_NOTOP_FILENAME, PerceptualLoss,
@@ -47,6 +49,7 @@ __all__ = [
     "build_age_distance_net",
     "build_network",
     "architecture_of",
+    "fold_batch_norm",
     "read_keras2_h5_weights",
     "PerceptualLoss",
     "r2_score",
