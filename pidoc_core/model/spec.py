@@ -10,7 +10,8 @@ import numpy as np
 
 from ..errors import PidocError
 
-__all__ = ["ModelError", "OUTPUTS", "OUTPUT_UNITS", "STANDARDISATION_KEYS", "as_float_or_pair"]
+__all__ = ["ModelError", "OUTPUTS", "OUTPUT_UNITS", "STANDARDISATION_KEYS", "as_float_or_pair",
+           "training_info_key", "training_infos"]
 
 #: Order of the age/distance network's outputs.
 OUTPUTS = ("distance", "age")
@@ -30,6 +31,33 @@ STANDARDISATION_KEYS = (
     "log_distance_mean",
     "log_distance_std",
 )
+
+
+#: Prefix of the keys of the extra training stores' descriptions in a training record.
+_EXTRA_TRAIN_INFO = "extra_train_info_"
+
+
+def training_info_key(k: int | None = None) -> str:
+    """Key of a training store's description in a manifest's training record: the training
+    split's (``k`` None), or the ``k``-th extra training store's (``pidoc train --extra-train``)."""
+    return "train_info" if k is None else f"{_EXTRA_TRAIN_INFO}{int(k)}"
+
+
+def training_infos(data: dict) -> list:
+    """The descriptions of every store a network was trained on, from a training record's
+    ``data``: the training split's first, then the extra stores' in order.
+
+    Examples
+    --------
+    >>> training_infos({"train_info": "a", "validation_info": "v", "extra_train_info_1": "c",
+    ...                 "extra_train_info_0": "b"})
+    ['a', 'b', 'c']
+    """
+    infos = [data[training_info_key()]] if training_info_key() in data else []
+    n = len(_EXTRA_TRAIN_INFO)
+    extra = sorted((int(key[n:]), info) for key, info in data.items()
+                   if key.startswith(_EXTRA_TRAIN_INFO) and key[n:].isdigit())
+    return infos + [info for _, info in extra]
 
 
 class ModelError(PidocError):

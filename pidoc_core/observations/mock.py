@@ -147,6 +147,7 @@ def training_runs(model) -> set:
     from pathlib import Path
 
     from ..model.io import read_manifest
+    from ..model.spec import training_infos
 
     loaded = model.provenance.get("loaded_from")
     if loaded is None:
@@ -154,9 +155,8 @@ def training_runs(model) -> set:
     runs = set()
     for record in read_manifest(Path(loaded)).get("training", {}).values():
         data = record.get("data", {}) if isinstance(record, dict) else {}
-        for key, info in data.items():
-            if key == "train_info" or key.startswith("extra_train_info_"):
-                runs.update(info.get("runs", {}))
+        for info in training_infos(data):
+            runs.update(info.get("runs", {}))
     return runs
 
 

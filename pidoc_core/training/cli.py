@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..model import open_model
+from ..model.spec import training_info_key
 from ._common import _ROLES, BUILDERS, KINDS, LR_SCHEDULES, TrainingError
 from .checkpoints import latest_checkpoint, read_checkpoint_metadata
 from .data import AUGMENTATIONS, array_pipeline
@@ -154,8 +155,8 @@ def _provenance(args, dsmod, train_ds, train_path, val_path, extra=()) -> dict:
                   "validation": None if val_path is None else str(val_path.resolve())}
     if extra:
         provenance["extra_train"] = [str(Path(p).resolve()) for p in extra]
-    roles = [("train_info", train_path), ("validation_info", val_path)]
-    roles += [(f"extra_train_info_{k}", Path(p)) for k, p in enumerate(extra)]
+    roles = [(training_info_key(), train_path), ("validation_info", val_path)]
+    roles += [(training_info_key(k), Path(p)) for k, p in enumerate(extra)]
     for role, p in roles:
         if p is not None and hasattr(dsmod, "dataset_info"):
             info = dsmod.dataset_info(p)
