@@ -29,7 +29,7 @@ from pathlib import Path
 import holoviews as hv
 import panel as pn
 
-from app.views import ExploreView, ObservationView, TestSetView
+from app.views import ExploreView, ObservationView, TestSetView, install_browser_fixes
 from pidoc_core.evolution import paper_runs
 from pidoc_core.model import SHIPPED_MODELS, PiDOC, is_saved_model, observation_model
 
@@ -112,6 +112,7 @@ def _snapshot(run: str, time_gyr: float):
 
 def dashboard() -> pn.viewable.Viewable:
     """One session's page: the Explore, Test set and Observations tabs."""
+    install_browser_fixes(pn.state.curdoc)
     explore = ExploreView(SOURCES, MODEL, upsilon=UPSILON, snapshot_cache=_snapshot,
                           grid=MODEL.provenance.get("training_grid"))
     tabs = pn.Tabs(("Explore", explore.panel()), dynamic=True)

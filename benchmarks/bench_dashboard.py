@@ -48,7 +48,10 @@ def bare_page():
     from bokeh.models import ColorBar, ColumnDataSource, LinearColorMapper, Range1d
     from bokeh.plotting import figure
 
+    from app.views import install_browser_fixes
+
     pn.extension(inline=True)
+    install_browser_fixes(pn.state.curdoc)  # the dashboard's fix to BokehJS, for a fair floor
     rng = np.random.default_rng(0)
     pool = rng.normal(size=(8, 160, 160)).astype(np.float32)  # no work per move
     sources, figures = [], []

@@ -91,6 +91,16 @@ def test_page_renders_and_a_slider_repaints_the_maps(browser, server, tmp_path):
     from PIL import Image
 
     page, errors = open_page(browser, server)
+    # the fix to BokehJS (app.views.browser_fixes) is installed and keeps unchanged sheets
+    page.wait_for_function("() => window.pidoc_style_sheet_fix === true", timeout=30_000)
+    assert page.evaluate("""() => {
+      const sheet = new (Bokeh.require("core/dom").InlineStyleSheet)(":host { width: 1px; }");
+      const node = sheet.el.firstChild;
+      sheet.replace(":host { width: 1px; }");
+      const kept = sheet.el.firstChild === node;  // the same text: nothing rewritten
+      sheet.replace(":host { width: 2px; }");
+      return kept && sheet.css === ":host { width: 2px; }";
+    }""")
     before = numbers_text(page)
     assert "at 12 Gyr" in before
     ms = set_slider(page, "Distance (kpc)", 60)

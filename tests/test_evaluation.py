@@ -139,6 +139,20 @@ def test_bin_summary_excludes_low_mass_bins():
     assert every["n_bins"] > low["n_bins"]
 
 
+def test_exact_percentiles_are_numpys_per_bin():
+    rng = np.random.default_rng(5)
+    t = rng.normal(0.0, 1.0, 500)
+    p = t + rng.normal(0.0, 0.3, t.size)
+    edges = np.linspace(-2.0, 2.0, 9)  # some bins with 1-3 values at the tails
+    st = ev.residual_statistics(t, p, edges=edges, percentiles=(5, 16, 50, 84, 95))
+    bins = np.clip(np.searchsorted(edges, p, side="right") - 1, -1, len(edges) - 1)
+    for b in range(len(edges) - 1):
+        r = (p - t)[(bins == b) & (p < edges[-1])]
+        expected = (np.percentile(r, (5, 16, 50, 84, 95)) if r.size else np.full(5, np.nan))
+        np.testing.assert_allclose(st.mu_percentiles.values[b], expected, rtol=0, atol=1e-12)
+    assert st.mu_mpe.attrs["units"] == "%" and st.xi_mean.attrs["units"] == "dex"
+
+
 def test_streamed_percentiles_match_exact():
     rng = np.random.default_rng(2)
     t = rng.normal(-1, 0.5, (20, 30, 30))

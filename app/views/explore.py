@@ -14,6 +14,7 @@ import html
 import io
 
 import numpy as np
+import pandas as pd
 import panel as pn
 import param
 from bokeh.layouts import column, row
@@ -204,18 +205,16 @@ class ExploreView(param.Parameterized):
         shows."""
         df = self.numbers_frame(result)
         bounds = [c for c in ("π-DOC 68 % low", "π-DOC 68 % high") if c in df]
-        shown = df.drop(columns=[c for c in df if c.endswith("error (%)")] + bounds)
-        if bounds:
-            shown.insert(shown.columns.get_loc("π-DOC") + 1, "68 % interval", [
-                f"[{_num(lo)}, {_num(hi)}]" if np.isfinite(lo) and np.isfinite(hi) else "–"
-                for lo, hi in zip(df["π-DOC 68 % low"], df["π-DOC 68 % high"])])
-        for col in shown:
-            if col == "68 % interval":
-                continue
-            err = df.get(f"{col} error (%)")
-            shown[col] = [f"{_num(v)} ({e:+.0f} %)" if err is not None and np.isfinite(e)
-                          else _num(v) for v, e in zip(df[col], err if err is not None
-                                                       else [np.nan] * len(df))]
+        cells = {}  # column -> formatted strings; one DataFrame made at the end
+        for col in (c for c in df if not c.endswith("error (%)") and c not in bounds):
+            err = df[f"{col} error (%)"].to_numpy() if f"{col} error (%)" in df else None
+            cells[col] = [f"{_num(v)} ({err[i]:+.0f} %)" if err is not None and
+                          np.isfinite(err[i]) else _num(v) for i, v in enumerate(df[col])]
+            if col == "π-DOC" and bounds:
+                cells["68 % interval"] = [
+                    f"[{_num(lo)}, {_num(hi)}]" if np.isfinite(lo) and np.isfinite(hi) else "–"
+                    for lo, hi in zip(df["π-DOC 68 % low"], df["π-DOC 68 % high"])]
+        shown = pd.DataFrame(cells, index=df.index)
         attrs = result.observation.attrs
         field_pc = field_size_pc(attrs["distance_kpc"], fov_arcsec=attrs["fov_arcsec"])
         caption = (f"{snap.name} at {snap.time:g} Gyr, {len(snap):,} stars; field "

@@ -60,14 +60,9 @@ class _Side:
         q = np.full((len(n), len(percentiles)), np.nan)
         if self.rhist is None:
             if self.kept:
-                idx = np.concatenate([k[0] for k in self.kept])
-                r = np.concatenate([k[1] for k in self.kept])
-                order = np.argsort(idx, kind="stable")
-                idx, r = idx[order], r[order]
-                bounds = np.searchsorted(idx, np.arange(len(n) + 1))
-                for b in range(len(n)):
-                    if bounds[b + 1] > bounds[b]:
-                        q[b] = np.percentile(r[bounds[b]:bounds[b + 1]], percentiles)
+                q = _group_percentiles(np.concatenate([k[0] for k in self.kept]),
+                                       np.concatenate([k[1] for k in self.kept]), len(n),
+                                       percentiles)
         else:
             re = self.residual_edges
             cum = np.cumsum(self.rhist, axis=1)
@@ -78,6 +73,27 @@ class _Side:
                 frac = np.clip((target - prev) / np.maximum(self.rhist[b, k], 1), 0.0, 1.0)
                 q[b] = re[k] + frac * (re[k + 1] - re[k])
         return dict(count=self.count, mean=mean, std=std, mae=mae, mpe=mpe, percentiles=q)
+
+
+def _group_percentiles(idx, r, n_groups: int, percentiles) -> np.ndarray:
+    """Percentiles of ``r`` within each group ``idx`` (0 .. n_groups-1), as ``np.percentile``
+    computes them (linear interpolation), for all groups at once; NaN rows for empty groups."""
+    order = np.argsort(r)  # by value, then (stable) by group: a radix sort on small integers
+    key = idx[order].astype(np.int16 if n_groups < 2**15 else np.int64)
+    order = order[np.argsort(key, kind="stable")]
+    idx, r = idx[order], r[order]
+    start = np.searchsorted(idx, np.arange(n_groups + 1))
+    size = np.diff(start)
+    q = np.full((n_groups, len(percentiles)), np.nan)
+    full = np.flatnonzero(size)
+    if full.size:
+        pos = (size[full, None] - 1) * (np.asarray(percentiles, dtype=float) / 100.0)
+        lo = np.floor(pos).astype(np.int64)
+        hi = np.minimum(lo + 1, size[full, None] - 1)
+        base = start[full, None]
+        frac = pos - lo
+        q[full] = r[base + lo] + frac * (r[base + hi] - r[base + lo])
+    return q
 
 
 class _Accumulator:
@@ -124,12 +140,21 @@ class _Accumulator:
         mu, xi = self.mu.result(percentiles), self.xi.result(percentiles)
         ss_tot = self.st2 - self.st**2 / self.n if self.n else 0.0
         r2 = 1.0 - self.sr2 / ss_tot if ss_tot > 0 else float("nan")
-        data = {"histogram": (("pred_bin", "true_bin"), self.hist)}
-        for side, res, dim in (("mu", mu, "pred_bin"), ("xi", xi, "true_bin")):
-            for key in ("count", "mean", "std", "mae", "mpe"):
-                data[f"{side}_{key}"] = ((dim,), res[key])
-            data[f"{side}_percentiles"] = ((dim, "percentile"), res["percentiles"])
-        ds = xr.Dataset(
+        units = attrs.get("units", "")
+        runits = {"units": "dex" if self.kind == "log" else units}
+        mpe = {"units": "%", "long_name": "mean percentage error, eq. (2)"}
+        data = {"histogram": (("pred_bin", "true_bin"), self.hist, {
+            "long_name": "number of values per (predicted, true) cell"})}
+        for side, res, dim, given in (("mu", mu, "pred_bin", "the prediction (mu)"),
+                                      ("xi", xi, "true_bin", "the truth (xi)")):
+            data[f"{side}_count"] = ((dim,), res["count"])
+            data[f"{side}_mean"] = ((dim,), res["mean"], {
+                **runits, "long_name": f"mean residual given {given}"})
+            data[f"{side}_std"] = ((dim,), res["std"], runits)
+            data[f"{side}_mae"] = ((dim,), res["mae"], runits)
+            data[f"{side}_mpe"] = ((dim,), res["mpe"], mpe)
+            data[f"{side}_percentiles"] = ((dim, "percentile"), res["percentiles"], runits)
+        return xr.Dataset(
             data,
             coords={
                 "pred_bin": ("pred_bin", centres), "true_bin": ("true_bin", centres),
@@ -143,17 +168,6 @@ class _Accumulator:
                    "n_values": self.n, "n_outside_edges": self.n_outside, "r2": r2,
                    "residual": "predicted - true"},
         )
-        units = attrs.get("units", "")
-        runits = "dex" if self.kind == "log" else units
-        for v in ("mu_mean", "mu_std", "mu_mae", "mu_percentiles", "xi_mean", "xi_std",
-                  "xi_mae", "xi_percentiles"):
-            ds[v].attrs["units"] = runits
-        for v in ("mu_mpe", "xi_mpe"):
-            ds[v].attrs.update(units="%", long_name="mean percentage error, eq. (2)")
-        ds["mu_mean"].attrs["long_name"] = "mean residual given the prediction (mu)"
-        ds["xi_mean"].attrs["long_name"] = "mean residual given the truth (xi)"
-        ds["histogram"].attrs["long_name"] = "number of values per (predicted, true) cell"
-        return ds
 
 
 def residual_statistics(true, pred, *, edges=None, width: float | None = None,
