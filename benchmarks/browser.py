@@ -92,7 +92,8 @@ def launch_browser(playwright):
 
 #: Page function ``([title, value, timeout_ms]) -> ms``: set the widget titled ``title`` (or, for
 #: a Panel DiscreteSlider, whose label starts with ``title``: ``value`` is then the option's
-#: index) and resolve after every map has new data and the frame after it is painted; the ms
+#: index) and resolve after every map has new data (the Explore tab's: sources named
+#: ``app.views.explore_plots.EXPLORE_IMAGE_SOURCE``-*) and the frame after it is painted; the ms
 #: until the data arrived are left in ``window.pidoc_data_ms``.
 SET_AND_TIME_JS = """
 async ([title, value, timeout_ms]) => {
@@ -105,7 +106,11 @@ async ([title, value, timeout_ms]) => {
     widget = box && box.children.find(c => c !== label && 'value' in c && 'start' in c);
   }
   if (!widget) throw new Error('no widget titled ' + title);
-  const sources = models.filter(m => m.data && m.data.image !== undefined);
+  // the Explore tab's images (named sources; the other tabs' images do not move), else every
+  // image of the page (the bare page of benchmarks/bench_dashboard.py)
+  const images = models.filter(m => m.data && m.data.image !== undefined);
+  const named = images.filter(m => (m.name || '').startsWith('pidoc-explore-image'));
+  const sources = named.length ? named : images;
   const before = sources.map(s => s.data.image);
   const t0 = performance.now();
   widget.value = value;

@@ -19,11 +19,14 @@ from pidoc_core.exploration import PIXEL_MASS_EDGES, enclosed_mass
 
 from .figures import RESIDUAL_PALETTE, TOOLS, colour_limits, map_figure
 
-__all__ = ["ExplorePlots", "FIXED_RANGES", "NUMBERS_SOURCE"]
+__all__ = ["ExplorePlots", "EXPLORE_IMAGE_SOURCE", "FIXED_RANGES", "NUMBERS_SOURCE"]
 
 #: Name of the data source of the numbers table (``row``, ``col``, ``text``): pages and tests
 #: read the numbers from it.
 NUMBERS_SOURCE = "pidoc-numbers"
+#: Prefix of the names of the data sources of the tab's images (four maps, the histogram), which
+#: every move replaces: the browser tests and benchmarks wait for these.
+EXPLORE_IMAGE_SOURCE = "pidoc-explore-image"
 _NUMBER_COLUMNS = (4, 118, 180, 275, 380, 480)  # x of the label and value columns, screen px
 _NUMBERS_SIZE = (580, 135)  # width, height of the numbers canvas, screen pixels
 
@@ -92,6 +95,7 @@ class ExplorePlots:
         self.maps, self.map_sources = {}, {}
         for key, title, scale, label in specs:
             fig, src = map_figure(title, self.mappers[scale], label, width=w, height=h)
+            src.name = f"{EXPLORE_IMAGE_SOURCE}-{key}"
             self.maps[key], self.map_sources[key] = fig, src
         first = self.maps["flux"]
         for fig in self.maps.values():
@@ -108,7 +112,8 @@ class ExplorePlots:
         self.count_mapper = LinearColorMapper(palette="Greys256", low=0, high=3,
                                               nan_color=(0, 0, 0, 0))
         self.count_mapper.palette = list(reversed(self.count_mapper.palette))
-        self.hist_src = ColumnDataSource({"image": [np.full((nb, nb), np.nan, np.float32)]})
+        self.hist_src = ColumnDataSource({"image": [np.full((nb, nb), np.nan, np.float32)]},
+                                         name=f"{EXPLORE_IMAGE_SOURCE}-histogram")
         hist = figure(title="Pixels: π-DOC vs true", width=265, height=245, tools=TOOLS,
                       x_range=Range1d(lo, hi), y_range=Range1d(lo, hi),
                       x_axis_label="true log M (Msun)", y_axis_label="π-DOC log M (Msun)",
