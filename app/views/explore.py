@@ -263,10 +263,10 @@ class ExploreView(param.Parameterized):
             parameters=["run", "time", "distance", "psf", "shift_x", "shift_y", "rotation",
                         "angle", "mass_network", "colour_scale", "pin", "unpin"],
             widgets={"time": pn.widgets.DiscreteSlider,
-                     "rotation": {"type": pn.widgets.RadioButtonGroup, "button_type": "light"},
+                     "rotation": {"type": pn.widgets.RadioButtonGroup, "color": "light"},
                      "colour_scale": {"type": pn.widgets.RadioButtonGroup,
-                                      "button_type": "light"},
-                     "pin": {"type": pn.widgets.Button, "button_type": "primary"}})
+                                      "color": "light"},
+                     "pin": {"type": pn.widgets.Button, "color": "primary"}})
         for widget in controls.layout:
             widget.width = 225  # inside the 240-px column (Panel's default is 300)
         # the free angle is read only for a free rotation (see `setup`); its widget is disabled
@@ -285,9 +285,9 @@ class ExploreView(param.Parameterized):
                                   width=240, styles={"font-size": "80%"})
         downloads = pn.Row(
             pn.widgets.FileDownload(callback=self.export_csv, filename="pidoc-explore.csv",
-                                    label="CSV", width=70, button_type="light"),
+                                    label="CSV", width=70, color="light"),
             pn.widgets.FileDownload(callback=self.export_fits, filename="pidoc-explore.fits",
-                                    label="FITS", width=70, button_type="light"),
+                                    label="FITS", width=70, color="light"),
             width=240)
         controls = self.controls()
         at = list(controls.layout.objects).index(controls._widgets["mass_network"]) + 1

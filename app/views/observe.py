@@ -135,7 +135,7 @@ class ObservationView(param.Parameterized):
             str(row["name"]) for row in table}
         self.upload = pn.widgets.FileInput(accept=".fits,.fit,.fz,.fits.gz", multiple=False)
         self.av_hint = pn.pane.Markdown("", margin=(0, 10))
-        self.predict_button = pn.widgets.Button(name="Predict", button_type="primary")
+        self.predict_button = pn.widgets.Button(label="Predict", color="primary")
         self.status = pn.pane.Alert(
             f"Upload a calibrated V-band FITS image (counts, celestial WCS, zero point in the "
             f"header or given; PS1 stacks are linearised) of at most {self.max_upload_mb:g} MB, "
@@ -545,7 +545,7 @@ class ObservationView(param.Parameterized):
         """The tab's layout."""
         settings = pn.Param(self, show_name=False, width=300, parameters=[
             "mode", "cluster", "ra", "dec", "distance", "extinction", "zero_point"],
-            widgets={"mode": {"type": pn.widgets.RadioButtonGroup, "button_type": "light"},
+            widgets={"mode": {"type": pn.widgets.RadioButtonGroup, "color": "light"},
                      "extinction": pn.widgets.FloatInput,
                      "ra": {"type": pn.widgets.TextInput, "placeholder": "199.1129 or 13:16:27.09"},
                      "dec": {"type": pn.widgets.TextInput,
