@@ -115,10 +115,10 @@ def dashboard() -> pn.viewable.Viewable:
     install_browser_fixes(pn.state.curdoc)
     explore = ExploreView(SOURCES, MODEL, upsilon=UPSILON, snapshot_cache=_snapshot,
                           grid=MODEL.provenance.get("training_grid"))
-    # tabs made on demand: with every tab in the page from the start the Test-set tab opens in
-    # ~0.05 s instead of ~1.7 s, but the page loads ~0.9 s slower and each Test-set filter takes
-    # ~1.0 s instead of ~0.5 s (its busy indicator re-lays out every tab; benchmarks/RESULTS.md)
-    tabs = pn.Tabs(("Explore", explore.panel()), dynamic=True)
+    # every tab in the page from the start: the Test-set tab then opens in ~0.05 s instead of
+    # ~1-1.4 s (its ~650 Bokeh models made and laid out on demand), for a slower first page load
+    # (benchmarks/RESULTS.md)
+    tabs = pn.Tabs(("Explore", explore.panel()), dynamic=False)
     if AGGREGATES is not None:
         tabs.append(("Test set", TestSetView(AGGREGATES).panel()))
     else:

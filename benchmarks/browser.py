@@ -183,8 +183,8 @@ OPEN_TESTSET_JS = """async (title) => {
 }"""
 
 #: Page function ``([title, value]) -> {ms, busy, header}``: set the Test-set filter widget
-#: titled ``title`` (MultiChoice values are strings) and resolve once the header has new text,
-#: no layout shows the busy indicator and the frame after it is painted; ``busy`` says whether
+#: titled ``title`` (MultiChoice values are strings) and resolve once the header has its new
+#: text (no longer the busy indicator) and the frame after it is painted; ``busy`` says whether
 #: the indicator was seen.
 FILTER_TESTSET_JS = """async ([title, value]) => {
   const doc = Bokeh.documents[0];
@@ -194,8 +194,8 @@ FILTER_TESTSET_JS = """async ([title, value]) => {
   const text = () => (models.find(m => typeof m.text === 'string' && m.text.includes('test maps'))
                       || {text: ''}).text;
   const before = text();
-  const layouts = models.filter(m => Array.isArray(m.css_classes) && Array.isArray(m.children));
-  const busy = () => layouts.some(m => m.css_classes.includes('pn-loading'));
+  // the tab's busy indicator: its header says it is updating (app.views.testset.BUSY_TEXT)
+  const busy = () => models.some(m => typeof m.text === 'string' && m.text.includes('Updating the figures'));
   const t0 = performance.now();
   widget.value = value;
   let seen = busy();

@@ -223,6 +223,21 @@ def test_testset_tab_filters_and_reports_the_papers_statistics():
             view.tables(model, view.samples())[0].iloc[0, 1])
 
 
+def test_testset_filter_says_it_is_updating_before_it_redraws(monkeypatch):
+    import panel as pn
+
+    from app.views.testset import BUSY_TEXT, TestSetView
+
+    view = TestSetView(synthetic_aggregates())
+    view.panel()
+    scheduled = []
+    monkeypatch.setattr(pn.state, "execute", lambda fn, schedule=False: scheduled.append(fn))
+    view.distances = [15.0]
+    assert view.panes["header"].object == BUSY_TEXT and len(scheduled) == 1  # sent first
+    scheduled[0]()  # the server's next tick
+    assert f"**{view.samples().size:,} test maps**" in view.panes["header"].object
+
+
 def test_testset_figures_are_the_reports():
     """The drawn figures hold the report's statistics: Fig. 9 in its 2-kpc bins, each distance
     in its own colour whatever the selection; Fig. 6 and Fig. 8 with their own axes and units."""

@@ -117,7 +117,7 @@ def test_page_renders_and_a_slider_repaints_the_maps(browser, server, tmp_path):
 
 def test_testset_tab_opens_and_follows_its_filters(browser, server, tmp_path):
     """The Test-set tab (the shipped evaluation's aggregates) draws its figures, and each filter
-    redraws them for the maps it keeps, behind a busy indicator."""
+    redraws them for the maps it keeps, saying so in its header meanwhile."""
     import xarray as xr
     from PIL import Image
 

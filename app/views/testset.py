@@ -26,7 +26,7 @@ from pidoc_core.plots import PALETTE
 
 from .figures import DistancePdfFigure, ResidualFigure
 
-__all__ = ["TestSetView", "DISTANCE_BIN_KPC"]
+__all__ = ["TestSetView", "BUSY_TEXT", "DISTANCE_BIN_KPC"]
 
 #: Width of the distance-PDF bins, kpc (as the evaluation report).
 DISTANCE_BIN_KPC = 2.0
@@ -40,6 +40,8 @@ _FIGURES = {
     "age": ("Age (Fig. 8)", "age", "Gyr", "Gyr", "mae"),
 }
 _NO_MATCH = "No test map matches this filter."
+#: The header while a filter is being applied (the tab's busy indicator).
+BUSY_TEXT = "⏳ **Updating the figures and tables for the new filter…**"
 
 
 class TestSetView(param.Parameterized):
@@ -205,7 +207,8 @@ class TestSetView(param.Parameterized):
         p["table2"].visible = stats["tables"][1] is not None
 
     def panel(self) -> pn.viewable.Viewable:
-        """The tab's layout; a busy indicator covers the figures while a filter is applied."""
+        """The tab's layout; while a filter is applied the header above the figures says so
+        (:data:`BUSY_TEXT`)."""
         controls = pn.Param(self, parameters=["distances", "times", "model"], show_name=False,
                             widgets={"distances": pn.widgets.MultiChoice}, width=250)
         f = {key: fig.layout if key != "distance_pdf" else fig.figure
@@ -217,7 +220,7 @@ class TestSetView(param.Parameterized):
                          *([f["distance_pdf"]] if self.has_age_distance else []))
         p = self.panes = {
             "alert": pn.pane.Alert(_NO_MATCH, alert_type="warning", visible=False),
-            "header": pn.pane.Markdown("", width=900),
+            "header": pn.pane.Markdown("", width=900, height=45),  # fixed: no re-layout
             "headline": pn.pane.DataFrame(None, index=False, width=600),
             "table2": pn.pane.DataFrame(None, width=900),
         }
@@ -232,18 +235,19 @@ class TestSetView(param.Parameterized):
 
     @param.depends("distances", "times", "model", watch=True)
     def _apply(self):
-        """A filter changed: show the busy indicator, then redraw on the server's next tick (so
-        that the indicator reaches the browser first; at once without a server)."""
+        """A filter changed: say so in the header, then redraw on the server's next tick (so that
+        the message reaches the browser first; at once without a server).
+
+        The busy indicator is text in a pane of fixed size: Panel's ``loading`` (a CSS class on
+        a layout) made BokehJS re-lay out every plot of every tab, ~0.5 s a filter."""
         if self.panes is None:
             return
-        self.panes["body"].loading = True
+        self.panes["header"].object = BUSY_TEXT
         pn.state.execute(self._redraw, schedule=True)
 
     def _redraw(self):
-        """Recompute the statistics of the current filter and patch the figures in one message."""
-        try:
-            stats = self.statistics()
-            with pn.io.hold():
-                self.show(stats)
-        finally:
-            self.panes["body"].loading = False
+        """Recompute the statistics of the current filter and patch the figures in one message
+        (the header then describes the filtered maps)."""
+        stats = self.statistics()
+        with pn.io.hold():
+            self.show(stats)
