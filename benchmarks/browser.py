@@ -195,7 +195,8 @@ FILTER_TESTSET_JS = """async ([title, value]) => {
                       || {text: ''}).text;
   const before = text();
   // the tab's busy indicator: its header says it is updating (app.views.testset.BUSY_TEXT)
-  const busy = () => models.some(m => typeof m.text === 'string' && m.text.includes('Updating the figures'));
+  const busy = () => models.some(m => typeof m.text === 'string'
+                                      && m.text.includes('Updating the figures'));
   const t0 = performance.now();
   widget.value = value;
   let seen = busy();
