@@ -236,6 +236,12 @@ def test_testset_filter_says_it_is_updating_before_it_redraws(monkeypatch):
     assert view.panes["header"].object == BUSY_TEXT and len(scheduled) == 1  # sent first
     scheduled[0]()  # the server's next tick
     assert f"**{view.samples().size:,} test maps**" in view.panes["header"].object
+    monkeypatch.setattr(view, "statistics", lambda: 1 / 0)
+    view.distances = [30.0]
+    with pytest.raises(ZeroDivisionError):
+        scheduled[1]()
+    assert view.panes["header"].object == ("**Could not apply this filter**: ZeroDivisionError: "
+                                           "division by zero")
 
 
 def test_testset_figures_are_the_reports():

@@ -247,7 +247,12 @@ class TestSetView(param.Parameterized):
 
     def _redraw(self):
         """Recompute the statistics of the current filter and patch the figures in one message
-        (the header then describes the filtered maps)."""
-        stats = self.statistics()
+        (the header then describes the filtered maps, or says why it could not)."""
+        try:
+            stats = self.statistics()
+        except Exception as exc:  # never leave "updating" on the page: say what went wrong
+            self.panes["header"].object = (f"**Could not apply this filter**: "
+                                           f"{type(exc).__name__}: {exc}")
+            raise
         with pn.io.hold():
             self.show(stats)
