@@ -17,20 +17,30 @@ from bokeh.models import CustomJS
 
 __all__ = ["STYLE_SHEET_FIX_JS", "install_browser_fixes"]
 
-#: Replaces ``InlineStyleSheet.prototype._update`` once per page; sets
-#: ``window.pidoc_style_sheet_fix`` so tests can see it installed.
+#: Replaces ``InlineStyleSheet.prototype._update`` once per page and sets
+#: ``window.pidoc_style_sheet_fix`` (true: installed; false: this BokehJS has no such method, and
+#: the page runs unchanged rather than failing).
 STYLE_SHEET_FIX_JS = """
-const proto = Bokeh.require("core/dom").InlineStyleSheet.prototype;
-if (!proto._pidoc_unchanged_text_skipped) {
-  const update = proto._update;
-  proto._update = function (css) {
-    if (this.el.textContent !== css) {
-      update.call(this, css);
-    }
-  };
-  proto._pidoc_unchanged_text_skipped = true;
+let proto = null;
+try {
+  proto = Bokeh.require("core/dom").InlineStyleSheet.prototype;
+} catch (err) {
+  proto = null;
 }
-window.pidoc_style_sheet_fix = true;
+if (proto != null && typeof proto._update === "function") {
+  if (!proto._pidoc_unchanged_text_skipped) {
+    const update = proto._update;
+    proto._update = function (css) {
+      if (this.el.textContent !== css) {
+        update.call(this, css);
+      }
+    };
+    proto._pidoc_unchanged_text_skipped = true;
+  }
+  window.pidoc_style_sheet_fix = true;
+} else {
+  window.pidoc_style_sheet_fix = false;
+}
 """
 
 
