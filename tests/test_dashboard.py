@@ -470,3 +470,39 @@ def test_profile_log_axes_label_decades_or_1_2_5(view):
         ticks = fig.yaxis[0].ticker.ticks
         assert ticks == _log_ticks(lo, hi) and ticks[0] == lo and ticks[-1] == hi
         assert len(ticks) <= 7
+
+
+def test_profile_legends_draw_twins_that_never_change(view):
+    """Each profile legend entry is drawn from an empty twin of its line (same colour and
+    dash), so the legend is not rebuilt in the browser when the profiles' data change."""
+    for fig in (view.plots.mass_profile, view.plots.ml_profile):
+        (legend,) = fig.legend
+        shown = [r for r in fig.renderers if r.data_source is view.plots.prof_src
+                 and hasattr(r.glyph, "line_dash") and r.glyph.x == "r"]
+        assert [item.label.value for item in legend.items] == ["true", "π-DOC", "constant M/L",
+                                                             "pinned π-DOC"]
+        for item, line in zip(legend.items, shown, strict=True):
+            (twin,) = item.renderers
+            assert twin is not line and twin.data_source is not view.plots.prof_src
+            assert all(len(v) == 0 for v in twin.data_source.data.values())
+            for prop in ("line_color", "line_dash", "line_width"):
+                assert getattr(twin.glyph, prop) == getattr(line.glyph, prop)
+    before = [item.renderers[0].data_source.data for item in view.plots.mass_profile.legend[0].items]
+    view.distance = 60
+    after = [item.renderers[0].data_source.data for item in view.plots.mass_profile.legend[0].items]
+    assert before == after
+
+
+def test_enclosed_mass_axis_is_a_1_2_5_ceiling_of_the_curves(view):
+    """M(<r) is drawn from 0 to the smallest 1, 2 or 5 × 10^k above its curves, which stays
+    put while the curves stay below it (no re-layout of the page on every move)."""
+    for distance in (15, 40, 90):
+        view.distance = distance
+        data = view.plots.prof_src.data
+        top = max(np.nanmax(np.asarray(data[k], float)) for k in ("enc_true", "enc_pred",
+                                                                  "enc_base"))
+        end = view.plots.enclosed.y_range.end
+        assert view.plots.enclosed.y_range.start == 0 and top <= end
+        mantissa = round(end / 10 ** np.floor(np.log10(end)), 9)
+        assert mantissa in (1, 2, 5)
+        assert top > end * {1: 0.5, 2: 0.5, 5: 0.4}[mantissa]  # the step below cuts the curves

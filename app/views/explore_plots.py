@@ -64,10 +64,34 @@ def _log_ticks(lo: float, hi: float) -> list[float]:
             if m * 10.0 ** k <= hi * (1 + 1e-9)]
 
 
+def _nice_ceiling(value: float) -> float:
+    """The smallest of 1, 2 or 5 times a power of ten that is at least ``value`` (> 0).
+
+    >>> _nice_ceiling(4454.0), _nice_ceiling(6040.7), _nice_ceiling(0.3)
+    (5000.0, 10000.0, 0.5)
+    """
+    k = np.floor(np.log10(value))
+    for m in (1.0, 2.0, 5.0, 10.0):
+        if m * 10.0 ** k >= value * (1 - 1e-12):
+            return float(f"{m:g}e{int(k)}")
+    raise AssertionError("unreachable")
+
+
 def _legend_above(fig, items):
-    legend = Legend(items=[(label, [r]) for label, r in items], orientation="horizontal",
-                    label_text_font_size="8pt", padding=2, spacing=6, margin=0,
-                    glyph_width=18, label_standoff=3)
+    """A horizontal legend above ``fig`` for ``(label, line renderer)`` items.
+
+    Each entry is drawn from a twin of its renderer (same glyph, an empty data source of its
+    own): BokehJS 3.9 rebuilds a legend's HTML items whenever anything reachable from them
+    changes, the renderers' data included, which on every move cost a style recalculation of
+    the page (~10 ms a move for the two profile legends).
+    """
+    twins = []
+    for label, renderer in items:
+        empty = ColumnDataSource({name: [] for name in renderer.data_source.column_names})
+        twin = fig.add_glyph(empty, renderer.glyph.clone())
+        twins.append((label, [twin]))
+    legend = Legend(items=twins, orientation="horizontal", label_text_font_size="8pt",
+                    padding=2, spacing=6, margin=0, glyph_width=18, label_standoff=3)
     fig.add_layout(legend, "above")
 
 
@@ -160,8 +184,11 @@ class ExplorePlots:
         ratio.line("r", "mb_ratio", source=self.prof_src, color=_COLOURS["base"],
                    line_dash="dashed", line_width=2)
         ratio.add_layout(Span(location=1, dimension="width", line_dash="dotted"))
+        # from 0 to a 1-2-5 ceiling moved by show() only when the data leave it: an
+        # auto-ranged axis changed its labels' width, so the page's layout, on every move
         enclosed = figure(width=300, height=125, x_range=self.mass_profile.x_range,
-                          x_axis_label="r (arcsec)", y_axis_label="M(<r) (Msun)",
+                          y_range=Range1d(0, 1), x_axis_label="r (arcsec)",
+                          y_axis_label="M(<r) (Msun)",
                           toolbar_location=None, tools="hover",
                           tooltips=[("r", "@r_out{0.0}″"), ("true", "@enc_true{0,0}"),
                                     ("π-DOC", "@enc_pred{0,0}")])
@@ -301,3 +328,7 @@ class ExplorePlots:
             if span is not None and (fig.y_range.start, fig.y_range.end) != span:
                 fig.y_range.update(start=span[0], end=span[1])
                 fig.yaxis.ticker.ticks = _log_ticks(*span)
+        top = np.nanmax([np.nanmax(data[k], initial=0.0) for k in ("enc_true", "enc_pred",
+                                                                    "enc_base")])
+        if np.isfinite(top) and top > 0 and self.enclosed.y_range.end != _nice_ceiling(top):
+            self.enclosed.y_range.end = _nice_ceiling(top)
